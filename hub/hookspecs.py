@@ -1,0 +1,92 @@
+"""Every hook hub calls, grouped by the phase in which it is called. This file is the plugin reference.
+
+Rules (see docs/plugin-guide.md):
+
+- Hooks are called with keyword arguments only; an implementation may accept any subset of them.
+- *Hooks register, objects run*: registration hooks are called once per ``Hub`` and return objects (connector
+  types, transforms) that do the per-record work. No hook is ever called once per record.
+- Built-in defaults are ``trylast=True`` so a third party can override them.
+- For a ``firstresult`` hook, ``None`` means "not mine".
+- Observer hooks (``*_finished``) return nothing; a failing observer is logged by name and never fails a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import typer
+
+    from hub.connectors import Connector
+    from hub.engine.run import RunSummary
+
+hookspec = pluggy.HookspecMarker("hub")
+
+
+# --- registration: called once per Hub, before the configuration is validated -----------------------------------
+
+
+@hookspec
+def hub_connector_types() -> list[type[Connector]]:
+    """Return the connector types this plugin provides.
+
+    Called: once per ``Hub``, before hub.yaml is validated, so that each connector's ``plugin:`` resolves to a type
+    and its ``settings:`` are checked against that type's ``Settings`` model. Two types of one name are an error
+    naming both plugins.
+
+    :returns: a list of :class:`hub.connectors.Connector` subclasses.
+    """
+
+
+@hookspec
+def hub_transforms() -> dict[str, Callable[..., Any]]:
+    """Return named transforms for mappings, as ``{name: factory}``.
+
+    Called: once per ``Hub``, before any mapping is compiled. A factory receives the transform's arguments from
+    the YAML (``{e164: {region: NO}}`` calls ``factory(region="NO")``; a bare ``lower`` calls ``factory()``) and
+    returns a function of one value. The function raises ``ValueError`` with a short reason to reject the record.
+    ``None`` passes through a transform untouched unless the transform is about ``None`` (e.g. ``default``).
+
+    :returns: a dict of transform name to factory. A name registered twice is an error naming both plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def hub_resolve_secret(scheme: str, reference: str) -> str | None:
+    """Return the value behind ``${scheme:reference}`` in hub.yaml, or None if this plugin does not own ``scheme``.
+
+    Called: once per placeholder while the configuration loads. ``${NAME}`` and ``${NAME:-default}`` are the
+    ``env`` scheme, resolved by the built-in ``standard`` plugin (``trylast``). Stops at the first non-None result.
+
+    :param scheme: the part before the colon, e.g. ``env`` or ``vault``.
+    :param reference: the rest, e.g. ``SHOPIFY_TOKEN``.
+    :returns: the value as plain text; where the setting is a secret the core wraps it in ``SecretStr``.
+    """
+
+
+@hookspec
+def hub_commands(cli: typer.Typer) -> None:
+    """Add commands to the ``hub`` command line.
+
+    Called: once, when the CLI is built, before arguments are parsed. Use ``@cli.command()``.
+
+    :param cli: the root Typer application.
+    """
+
+
+# --- runs ------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def hub_run_finished(summary: RunSummary) -> None:
+    """Observe a finished sync run (succeeded or failed): counts per stream, merges, rejects, duration.
+
+    Called: after every ``hub sync`` run, once its ``sync_run`` rows are committed. An observer that raises is
+    logged with its plugin's name and never fails the run.
+
+    :param summary: the run's figures; read-only.
+    """
