@@ -129,3 +129,37 @@ def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> N
             impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
         except Exception as exc:
             log.error("plugin observer failed", plugin=_owner(pm, impl), hook=hook_name, error=str(exc))
+
+
+def describe(pm: pluggy.PluginManager) -> dict[str, Any]:
+    """Every registered plugin with its distribution, hooks and connector types (for ``hub plugins``)."""
+    state: PluginState | None = getattr(pm, "hub_state", None)
+    by_plugin: dict[str, dict[str, Any]] = {}
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = sorted(
+            caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.name.startswith("hub_")
+        )
+        by_plugin[name] = {
+            "name": name,
+            "distribution": state.distributions.get(name) if state else None,
+            "hooks": hooks,
+            "connector_types": [],
+        }
+    for impl in pm.hook.hub_connector_types.get_hookimpls():
+        entry = by_plugin.get(_owner(pm, impl))
+        for cls in impl.function() or []:
+            if entry is not None:
+                entry["connector_types"].append(
+                    {
+                        "type": cls.type,
+                        "roles": list(cls.roles),
+                        "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                        "settings_schema": cls.Settings.model_json_schema(),
+                    }
+                )
+    return {
+        "plugins": sorted(by_plugin.values(), key=lambda p: p["name"]),
+        "failures": [{"name": f.name, "error": f.error} for f in (state.failures if state else [])],
+    }

@@ -1,0 +1,164 @@
+"""The ``Hub`` object: one configuration, one plugin manager, one database engine. Nothing here is global."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import sqlalchemy as sa
+from pydantic import BaseModel, SecretStr
+
+from hub import plugins as plugin_registry
+from hub._yaml import load_located
+from hub.config import HubConfig, load_config
+from hub.connectors import Connector, ConnectorContext, Source
+from hub.db import make_engine
+from hub.errors import ConfigError, ConfigIssue, MappingError
+from hub.mapping import CompiledMapping, load_mapping
+from hub.schema import ensure_current
+
+DEFAULT_CONFIG = "config/hub.yaml"
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The configuration file: the argument, else ``HUB_CONFIG``, else ``config/hub.yaml``."""
+    return Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG)
+
+
+def _disabled_plugins(path: Path) -> list[str]:
+    """Read ``plugins.disable`` before the plugin manager exists: it decides which plugins load at all."""
+    try:
+        data = load_located(path).data
+    except ConfigError:
+        return []  # load_config reports the problem with its location
+    disable = (data.get("plugins") or {}).get("disable") if isinstance(data, dict) else None
+    return [str(n) for n in disable] if isinstance(disable, list) else []
+
+
+@dataclass
+class Hub:
+    """A configured hub. Build it with :meth:`Hub.load`; tests build it with their own plugin manager."""
+
+    config: HubConfig
+    pm: pluggy.PluginManager
+    _connectors: dict[str, Connector] = field(default_factory=dict)
+    _mappings: dict[tuple[str, str], CompiledMapping] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        pm: pluggy.PluginManager | None = None,
+        plugins: Iterable[object] = (),
+        environ: dict[str, str] | None = None,
+        project_dir: Path | None = None,
+    ) -> Hub:
+        path = config_path(path)
+        if pm is None:
+            pm = plugin_registry.make_plugin_manager(plugins=plugins, blocked=_disabled_plugins(path))
+        config = load_config(path, pm, environ=environ, project_dir=project_dir)
+        return cls(config=config, pm=pm)
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        return make_engine(self.config.database_url(), echo=self.config.database.echo)
+
+    @cached_property
+    def transforms(self) -> dict[str, Any]:
+        return plugin_registry.transforms(self.pm)
+
+    @cached_property
+    def connector_types(self) -> dict[str, type[Connector]]:
+        return plugin_registry.connector_types(self.pm)
+
+    def secret_values(self) -> list[str]:
+        """Every secret in the connectors' settings, so the log redactor can hide them wherever they appear."""
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v)
+
+        for cc in self.config.connectors.values():
+            walk(cc.settings)
+        return found
+
+    def ensure_schema(self) -> None:
+        ensure_current(self.engine)
+
+    def connector(self, name: str) -> Connector:
+        """The connector instance for ``connectors.<name>``, built once with its validated settings."""
+        if name not in self._connectors:
+            if name not in self.config.connectors:
+                known = ", ".join(sorted(self.config.connectors)) or "none"
+                raise ConfigError(f"no connector named {name!r} in {self.config.source_file} (configured: {known})")
+            cc = self.config.connectors[name]
+            context = ConnectorContext(
+                name=name,
+                project_dir=self.config.project_dir,
+                timezone=self.config.timezone,
+                extra={"batch_size": self.config.batch_size},
+            )
+            self._connectors[name] = self.connector_types[cc.plugin](cc.settings, context)
+        return self._connectors[name]
+
+    def sources(self) -> list[str]:
+        """Names of the enabled connectors that read records, in configuration order."""
+        return [
+            name
+            for name, cc in self.config.connectors.items()
+            if cc.enabled and issubclass(self.connector_types[cc.plugin], Source)
+        ]
+
+    def mapping(self, connector: str, stream: str) -> CompiledMapping:
+        """The compiled mapping of a connector's stream, compiled once per Hub."""
+        key = (connector, stream)
+        if key not in self._mappings:
+            path = self.config.connectors[connector].mapping_for(stream)
+            if path is None:
+                raise MappingError(
+                    ConfigIssue(
+                        file=self.config.source_file,
+                        line=None,
+                        key=f"connectors.{connector}.mapping",
+                        message=f"no mapping for stream {stream!r}",
+                    )
+                )
+            self._mappings[key] = load_mapping(
+                path, self.transforms, timezone=self.config.timezone, display=self._display(path)
+            )
+        return self._mappings[key]
+
+    def check_mappings(self) -> list[ConfigIssue]:
+        """Compile every mapping of every enabled source; return every issue found (for ``hub validate``)."""
+        issues: list[ConfigIssue] = []
+        for name in self.sources():
+            source = self.connector(name)
+            assert isinstance(source, Source)
+            for stream in source.streams():
+                try:
+                    self.mapping(name, stream)
+                except ConfigError as exc:
+                    issues.extend(exc.issues)
+        return issues
+
+    def _display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.config.project_dir))
+        except ValueError:
+            return str(path)

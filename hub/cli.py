@@ -1,0 +1,311 @@
+"""The ``hub`` command line. Plugins add commands through ``hub_commands``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hub import __version__, report
+from hub import plugins as plugin_registry
+from hub.app import Hub, config_path
+from hub.config import config_json_schema, starter_config
+from hub.errors import ConfigError, HubError
+from hub.logging import configure_logging
+from hub.schema import current_revision, head_revision, upgrade
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="hub.yaml to use (default: $HUB_CONFIG or config/hub.yaml)")
+]
+
+
+class _State:
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+
+state = _State()
+
+
+def _load(config: Path | None) -> Hub:
+    hub = Hub.load(config)
+    configure_logging(json=state.log_json, level=state.log_level, secrets=hub.secret_values())
+    return hub
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def make_cli() -> typer.Typer:
+    """Build the CLI: the core commands, then whatever installed plugins add."""
+    cli = typer.Typer(no_args_is_help=True, add_completion=False, help="hub: commerce data in, marketing out.")
+
+    @cli.callback()
+    def _options(
+        log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines even on a terminal")] = False,
+        log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
+    ) -> None:
+        state.log_json = True if log_json else None
+        state.log_level = log_level
+        configure_logging(json=state.log_json, level=log_level)
+
+    @cli.command()
+    def version() -> None:
+        """Print hub's version."""
+        console.print(__version__)
+
+    @cli.command()
+    def init(
+        path: Annotated[Path, typer.Argument(help="where to write the starter configuration")] = Path(
+            "config/hub.yaml"
+        ),
+        force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    ) -> None:
+        """Write a commented starter configuration."""
+        if path.exists() and not force:
+            raise _fail(f"{path} exists; use --force to overwrite it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter_config(), encoding="utf-8")
+        console.print(f"wrote {path}; next: edit it, then `hub validate -c {path}`")
+
+    @cli.command()
+    def validate(config: ConfigOption = None) -> None:
+        """Check the configuration and every mapping, without touching data."""
+        hub = _load(config)
+        issues = hub.check_mappings()
+        if issues:
+            raise ConfigError(issues)
+        n_maps = len(hub._mappings)
+        console.print(f"{config_path(config)}: OK ({len(hub.config.connectors)} connectors, {n_maps} mappings)")
+
+    @cli.command()
+    def schema(config: ConfigOption = None) -> None:
+        """Print the JSON Schema of hub.yaml, installed plugins' settings included."""
+        pm = plugin_registry.make_plugin_manager()
+        sys.stdout.write(json.dumps(config_json_schema(pm), indent=2) + "\n")
+
+    @cli.command("plugins")
+    def list_plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """List plugins, their connector types and roles, and the hooks they implement."""
+        pm = plugin_registry.make_plugin_manager()
+        info = plugin_registry.describe(pm)
+        if as_json:
+            sys.stdout.write(json.dumps(info, indent=2) + "\n")
+            return
+        table = Table("plugin", "distribution", "connector types (roles)", "hooks")
+        for p in info["plugins"]:
+            types = ", ".join(f"{t['type']} ({'/'.join(t['roles'])})" for t in p["connector_types"])
+            table.add_row(p["name"], p["distribution"] or "-", types or "-", ", ".join(p["hooks"]))
+        console.print(table)
+        for failure in info["failures"]:
+            err.print(f"[red]plugin {failure['name']} failed to load:[/red] {failure['error']}")
+
+    db = typer.Typer(no_args_is_help=True, help="Database schema.")
+    cli.add_typer(db, name="db")
+
+    @db.command("upgrade")
+    def db_upgrade(config: ConfigOption = None) -> None:
+        """Apply the database migrations (creates the schema on a new database)."""
+        hub = _load(config)
+        before, after = upgrade(hub.engine)
+        if before == after:
+            console.print(f"database already at {after}")
+        else:
+            console.print(f"database upgraded from {before or 'empty'} to {after}")
+
+    @db.command("current")
+    def db_current(config: ConfigOption = None) -> None:
+        """Show the database's schema revision and the one this hub needs."""
+        hub = _load(config)
+        console.print(f"database: {current_revision(hub.engine) or 'empty'}  hub needs: {head_revision()}")
+
+    @cli.command()
+    def sync(
+        connectors: Annotated[list[str] | None, typer.Argument(help="connectors to sync (default: all sources)")] = None,
+        config: ConfigOption = None,
+        upgrade_db: Annotated[bool, typer.Option("--upgrade-db", help="run `hub db upgrade` first")] = False,
+    ) -> None:
+        """Run one sync: read every stream from its cursor, map, resolve, load. Prints a summary."""
+        from hub.engine.run import SyncEngine
+
+        hub = _load(config)
+        if upgrade_db:
+            upgrade(hub.engine)
+        started = time.perf_counter()
+        with _progress() as progress:
+            tasks: dict[tuple[str, str], Any] = {}
+
+            def on_batch(connector: str, stream: str, read: int) -> None:
+                key = (connector, stream)
+                if key not in tasks:
+                    tasks[key] = progress.add_task(f"{connector}.{stream}", total=None, start=True)
+                task = progress.tasks[tasks[key]]
+                rate = read / max(task.elapsed or 1e-9, 1e-9)
+                progress.update(tasks[key], completed=read, rate=f"{rate:,.0f} rec/s")
+
+            summary = SyncEngine(hub, progress=on_batch).sync(connectors or None)
+        _print_summary(hub, summary, time.perf_counter() - started)
+        if not summary.ok:
+            raise typer.Exit(1)
+
+    @cli.command()
+    def status(config: ConfigOption = None) -> None:
+        """Last runs with their counts, the saved cursors, and source fields no mapping reads."""
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            runs = report.last_runs(conn)
+            states = report.states(conn)
+        table = Table("run", "connector.stream", "status", "started", "read", "loaded", "rejected", "merges")
+        for r in runs:
+            table.add_row(
+                str(r["id"]),
+                f"{r['connector']}.{r['stream']}",
+                r["status"],
+                r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                f"{r['records_read']:,}",
+                f"{r['records_loaded']:,}",
+                f"{r['records_rejected']:,}",
+                f"{r['merges']:,}",
+            )
+        console.print(table)
+        cursors = Table("connector.stream", "cursor", "unknown source fields (ignored)")
+        for s in states:
+            cursor = orjson.dumps(s["cursor"]).decode()
+            cursors.add_row(
+                f"{s['connector']}.{s['stream']}",
+                cursor if len(cursor) <= 80 else cursor[:77] + "...",
+                ", ".join(s["unknown_fields"]) or "-",
+            )
+        console.print(cursors)
+
+    rejects = typer.Typer(help="Records set aside with their reasons.", invoke_without_command=True)
+    cli.add_typer(rejects, name="rejects")
+
+    @rejects.callback()
+    def rejects_list(
+        ctx: typer.Context,
+        config: ConfigOption = None,
+        connector: Annotated[str | None, typer.Option(help="only this connector")] = None,
+        stream: Annotated[str | None, typer.Option(help="only this stream")] = None,
+        limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+    ) -> None:
+        """List rejects (newest first) and the top reasons; `hub rejects show ID` shows one whole."""
+        if ctx.invoked_subcommand is not None:
+            return
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            rows = report.rejects(conn, connector=connector, stream=stream, limit=limit)
+            reasons = report.reject_reasons(conn)
+        table = Table("id", "connector.stream", "stage", "record", "errors")
+        for r in rows:
+            table.add_row(
+                str(r["id"]), f"{r['connector']}.{r['stream']}", r["stage"], r["record_key"] or "-", "; ".join(r["errors"])
+            )
+        console.print(table)
+        _print_reasons(reasons)
+
+    @rejects.command("show")
+    def rejects_show(reject_id: int, config: ConfigOption = None) -> None:
+        """Show one reject: its reasons and the raw payload exactly as it arrived."""
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            row = report.reject(conn, reject_id)
+        if row is None:
+            raise _fail(f"no reject with id {reject_id}")
+        console.print(f"reject {row['id']}: {row['connector']}.{row['stream']} ({row['stage']}), run {row['run_id']}")
+        for e in row["errors"]:
+            console.print(f"  - {e}", highlight=False)
+        sys.stdout.write(json.dumps(row["payload"], indent=2, ensure_ascii=False, default=str) + "\n")
+
+    pm = plugin_registry.make_plugin_manager()
+    pm.hook.hub_commands(cli=cli)
+    return cli
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<24}"),
+        TextColumn("{task.completed:>10,} records"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _print_reasons(reasons: list[tuple[str, int]]) -> None:
+    if reasons:
+        console.print("top reasons:")
+        for reason, count in reasons:
+            console.print(f"  {count:>6,}  {reason}", highlight=False)
+
+
+def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
+    table = Table("connector.stream", "status", "read", "loaded", "rejected", "new customers", "merges", "rec/s")
+    for s in summary.streams:
+        table.add_row(
+            f"{s.connector}.{s.stream}",
+            s.status if not s.error else f"{s.status}: {s.error}",
+            f"{s.read:,}",
+            f"{s.loaded:,}",
+            f"{s.rejected:,}",
+            f"{s.created:,}",
+            f"{s.merges:,}",
+            f"{s.read / s.seconds:,.0f}" if s.seconds else "-",
+        )
+    console.print(table)
+    with hub.engine.connect() as conn:
+        counts = report.model_counts(conn)
+        reasons = report.reject_reasons(conn, run_ids=[s.run_id for s in summary.streams])
+    read = summary.records_read
+    console.print(
+        f"customers after merging: {counts.customers:,} (from {counts.customers + counts.merged_away:,} created,"
+        f" {counts.merges:,} merges, {counts.identities:,} identity keys)"
+    )
+    console.print("model: " + ", ".join(f"{name} {n:,}" for name, n in counts.tables.items()))
+    console.print(f"rejected this run: {sum(s.rejected for s in summary.streams):,}")
+    _print_reasons(reasons)
+    console.print(f"{read:,} records in {seconds:.1f} s ({read / seconds if seconds else 0:,.0f} records/s)")
+
+
+def main() -> None:
+    try:
+        cli = make_cli()
+        cli(standalone_mode=False)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error{'s' if len(exc.issues) > 1 else ''}:[/red]")
+        for issue in exc.issues:
+            err.print(f"  {issue}", highlight=False, markup=False)
+        sys.exit(2)
+    except HubError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
