@@ -1,0 +1,1 @@
+"""hub's built-in plugins, importable as ``hub_plugins``; each is registered through the ``hub`` entry point."""

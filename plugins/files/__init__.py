@@ -1,0 +1,13 @@
+"""Built-in plugin: the ``files`` source (CSV and JSON Lines, plain or gzip, from paths or globs).
+
+Bad lines become records with an ``_error`` key (see :mod:`hub_plugins.files.source`): the engine
+rejects them.
+"""
+
+from hub import hookimpl
+from hub_plugins.files.source import FilesSource
+
+
+@hookimpl
+def hub_connector_types() -> list[type[FilesSource]]:
+    return [FilesSource]
