@@ -1,0 +1,362 @@
+"""The typed configuration: one pydantic model per block of hub.yaml.
+
+Checks that need the outside world (installed connector types, the project directory, the names of the
+configured connectors) read a :class:`LoadContext` passed as pydantic's validation context, so one
+``HubConfig.model_validate`` call reports every problem in the file at once. Without a context (a config built
+in code) those checks are skipped and values are trusted.
+
+A new block is a new model plus one field on :class:`HubConfig`; its errors are located like every other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveInt,
+    SerializeAsAny,
+    TypeAdapter,
+    ValidationInfo,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from hub.connectors import Connector, ConnectorSettings
+
+DEFAULT_DATABASE_URL = "sqlite:///var/hub.db"
+CONNECTOR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_EVERY = re.compile(r"^(?:\d+[smhd])+$")
+_EVERY_PART = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+IdentityKind = Literal["external_id", "member_no", "email", "phone"]
+IDENTITY_KINDS: tuple[IdentityKind, ...] = get_args(IdentityKind)
+#: At most this many values of each identity kind attach to one customer before further ones are ignored.
+DEFAULT_MAX_PER_CUSTOMER: dict[str, int] = {"external_id": 5, "member_no": 1, "email": 5, "phone": 5}
+
+_BLOCK = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadContext:
+    """What validation needs to know beyond the file itself; built by ``load_config``."""
+
+    connector_types: Mapping[str, type[Connector]]
+    project_dir: Path
+    source_file: str
+    connector_names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _FromLoader:
+    """A value only the loader sets (a connector's name, the file name); in the file it is an unknown key."""
+
+    value: str
+
+
+def _context(info: ValidationInfo) -> LoadContext | None:
+    return info.context if isinstance(info.context, LoadContext) else None
+
+
+def _set_by_loader(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, _FromLoader):
+        return value.value
+    if _context(info) is not None:
+        raise ValueError("unknown key")
+    return value
+
+
+def _check_database_url(url: str) -> str:
+    try:
+        make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's message repeats the URL, which may hold a password.
+        raise ValueError("not a valid database URL (e.g. sqlite:///var/hub.db)") from None
+    return url
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (use an IANA name such as Europe/Oslo)") from None
+    return name
+
+
+def _check_connector_name(name: str) -> str:
+    if not CONNECTOR_NAME.match(name):
+        raise ValueError("connector names are lower-case letters, digits and _, starting with a letter")
+    return name
+
+
+def _known_connector(name: str, info: ValidationInfo) -> str:
+    context = _context(info)
+    if context is not None and name not in context.connector_names:
+        configured = ", ".join(sorted(context.connector_names)) or "none"
+        raise ValueError(f"unknown connector {name!r} (configured: {configured})")
+    return name
+
+
+def _identity_kind(kind: str) -> str:
+    if kind not in IDENTITY_KINDS:
+        raise ValueError(f"unknown identity kind (use {', '.join(IDENTITY_KINDS)})")
+    return kind
+
+
+# Keys typed as plain ``str`` so callers can merge these dicts into their own ``dict[str, ...]``.
+_IdentityKindKey = Annotated[str, AfterValidator(_identity_kind)]
+_KIND_KEYS: dict[str, Any] = {"propertyNames": {"enum": list(IDENTITY_KINDS)}}
+
+
+def _known_type(name: str, info: ValidationInfo) -> str:
+    context = _context(info)
+    if context is not None and name not in context.connector_types:
+        installed = ", ".join(sorted(context.connector_types)) or "none"
+        raise ValueError(f"unknown connector type {name!r} (installed: {installed})")
+    return name
+
+
+def _parse_every(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if not _EVERY.match(text):
+        raise ValueError("use a number and a unit: 30s, 15m, 2h, 1d (or combined, e.g. 1h30m)")
+    every = timedelta()
+    for amount, unit in _EVERY_PART.findall(text):
+        every += timedelta(**{_UNITS[unit]: int(amount)})
+    if not every:
+        raise ValueError("must be longer than zero")
+    return every
+
+
+def _check_cron(expression: str | None) -> str | None:
+    if expression is not None and (len(expression.split()) != 5 or not croniter.is_valid(expression)):
+        raise ValueError("invalid cron expression (five fields: minute hour day-of-month month day-of-week)")
+    return expression
+
+
+def _mapping_file(path: Path, info: ValidationInfo) -> Path:
+    context = _context(info)
+    if context is None:
+        return path.absolute()
+    full = path if path.is_absolute() else context.project_dir / path
+    if not full.is_file():
+        raise ValueError(f"file not found: {full}")
+    return full
+
+
+_MappingFile = Annotated[Path, AfterValidator(_mapping_file)]
+_ONE_MAPPING: TypeAdapter[Path] = TypeAdapter(_MappingFile)
+_MAPPING_PER_STREAM: TypeAdapter[dict[str, Path]] = TypeAdapter(dict[str, _MappingFile])
+
+
+def _validate_mapping(value: Any, info: ValidationInfo) -> dict[str, Path] | Path | None:
+    if value is None:
+        return None
+    if isinstance(value, str | Path):
+        return _ONE_MAPPING.validate_python(value, context=info.context)
+    if isinstance(value, dict):
+        return _MAPPING_PER_STREAM.validate_python(value, context=info.context)
+    raise ValueError("give one mapping file, or a mapping of stream name to mapping file")
+
+
+def _validate_settings(value: Any, info: ValidationInfo) -> Any:
+    """Validate ``settings`` with the Settings model of the connector's type (the ``plugin`` field)."""
+    if isinstance(value, ConnectorSettings):
+        return value
+    context = _context(info)
+    if context is None:
+        raise ValueError("settings must be the connector type's Settings instance")
+    plugin = info.data.get("plugin")
+    if not isinstance(plugin, str) or plugin not in context.connector_types:
+        return value  # the unknown type is reported on `plugin`; these settings cannot be checked
+    return context.connector_types[plugin].Settings.model_validate({} if value is None else value)
+
+
+_MAPPING_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "description": "one mapping file for every stream"},
+        {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "stream -> mapping file",
+        },
+    ],
+    "description": "Mapping file(s), relative to project_dir.",
+}
+
+
+class DatabaseConfig(BaseModel):
+    """Where hub keeps its data: any SQLAlchemy URL (SQLite by default, PostgreSQL in production)."""
+
+    model_config = _BLOCK
+
+    url: Annotated[str, AfterValidator(_check_database_url)] = DEFAULT_DATABASE_URL
+    echo: bool = False
+
+    @field_serializer("url")
+    def _masked_url(self, url: str) -> str:
+        """Dumps are for display: the password stays in ``url`` itself, never in a dump or repr."""
+        return make_url(url).render_as_string(hide_password=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        yield "url", self._masked_url(self.url)
+        yield "echo", self.echo
+
+
+class PluginsConfig(BaseModel):
+    """Which installed plugins to leave out (read before the plugin manager is built)."""
+
+    model_config = _BLOCK
+
+    disable: list[str] = []
+
+
+class IdentityConfig(BaseModel):
+    """How records are resolved to one golden customer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    source_priority: list[Annotated[str, AfterValidator(_known_connector)]] = []
+    blocked_values: dict[_IdentityKindKey, list[str]] = Field(default={}, json_schema_extra=_KIND_KEYS)
+    max_per_customer: dict[_IdentityKindKey, PositiveInt] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_PER_CUSTOMER), json_schema_extra=_KIND_KEYS
+    )
+
+    @field_validator("source_priority")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return names
+
+    @field_validator("max_per_customer")
+    @classmethod
+    def _with_defaults(cls, limits: dict[str, int]) -> dict[str, int]:
+        return {**DEFAULT_MAX_PER_CUSTOMER, **limits}
+
+
+class Schedule(BaseModel):
+    """When the daemon runs a connector: ``every`` (an interval) or ``cron`` (five fields), not both."""
+
+    model_config = _BLOCK
+
+    every: Annotated[
+        timedelta | None,
+        BeforeValidator(_parse_every),
+        WithJsonSchema({"type": "string", "pattern": _EVERY.pattern, "examples": ["15m", "1h30m"]}),
+    ] = None
+    cron: Annotated[str | None, AfterValidator(_check_cron)] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give either every or cron")
+        return self
+
+
+class ConnectorConfig(BaseModel):
+    """One entry under ``connectors:``; ``settings`` is an instance of its type's own Settings model."""
+
+    model_config = _BLOCK
+
+    name: Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)] = ""
+    plugin: Annotated[str, AfterValidator(_known_type)]
+    mapping: Annotated[
+        dict[str, Path] | Path | None, PlainValidator(_validate_mapping), WithJsonSchema(_MAPPING_SCHEMA)
+    ] = None
+    settings: Annotated[
+        SerializeAsAny[ConnectorSettings],
+        PlainValidator(_validate_settings),
+        WithJsonSchema({"type": "object"}),
+    ] = Field(default_factory=dict, validate_default=True)
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+    def mapping_for(self, stream: str) -> Path | None:
+        """The mapping file of ``stream``: the single file, the stream's entry, or None."""
+        if isinstance(self.mapping, dict):
+            return self.mapping.get(stream)
+        return self.mapping
+
+
+def _project_dir(path: Path, info: ValidationInfo) -> Path:
+    context = _context(info)
+    path = context.project_dir if context is not None else path.absolute()
+    if not path.is_dir():
+        raise ValueError(f"directory not found: {path}")
+    return path
+
+
+class HubConfig(BaseModel):
+    """The whole of hub.yaml, validated. Build it with :func:`hub.config.load_config`."""
+
+    model_config = _BLOCK
+
+    database: DatabaseConfig = DatabaseConfig()
+    project_dir: Annotated[Path, AfterValidator(_project_dir)] = Field(
+        default_factory=Path.cwd, validate_default=True
+    )
+    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
+    batch_size: PositiveInt = 5000
+    plugins: PluginsConfig = PluginsConfig()
+    identity: IdentityConfig = IdentityConfig()
+    connectors: dict[Annotated[str, AfterValidator(_check_connector_name)], ConnectorConfig] = {}
+    source_file: Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)] = "<memory>"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loader_values(cls, data: Any, info: ValidationInfo) -> Any:
+        """Fill the keys the loader owns: each connector's name from its key, the file from the context.
+
+        A key left empty (``connectors:`` with nothing under it) means its default, as a reader expects.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = {key: value for key, value in data.items() if value is not None}
+        connectors = data.get("connectors")
+        if isinstance(connectors, dict):
+            data["connectors"] = {
+                key: {"name": _FromLoader(str(key)), **entry}
+                if isinstance(entry, dict) and "name" not in entry
+                else entry
+                for key, entry in connectors.items()
+            }
+        context = _context(info)
+        if context is not None and "source_file" not in data:
+            data["source_file"] = _FromLoader(context.source_file)
+        return data
+
+    def database_url(self) -> str:
+        """``database.url`` with a relative SQLite path made absolute against ``project_dir``."""
+        url = make_url(self.database.url)
+        path = url.database
+        if (
+            url.get_backend_name() != "sqlite"
+            or not path
+            or path == ":memory:"
+            or url.query.get("uri")
+            or Path(path).is_absolute()
+        ):
+            return self.database.url
+        return url.set(database=str(self.project_dir / path)).render_as_string(hide_password=False)
