@@ -113,7 +113,13 @@ def measure(workdir: Path, customers: int, seed: int, *, ceiling: bool) -> dict[
     _run_child(["db", "upgrade"], project)
     seconds, rss = _run_child(["sync"], project)
     read = _records_read(project)
-    out = {"customers": customers, "records": read, "seconds": seconds, "rec_s": read / seconds, "rss_mib": rss}
+    out = {
+        "customers": customers,
+        "records": read,
+        "seconds": seconds,
+        "rec_s": read / seconds,
+        "rss_mib": rss,
+    }
     if ceiling:
         raw_records, raw_seconds = raw_ceiling(project)
         out |= {"raw_records": raw_records, "raw_rec_s": raw_records / raw_seconds}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,19 +14,12 @@ from pydantic import BaseModel, SecretStr
 
 from hub import plugins as plugin_registry
 from hub._yaml import load_located
-from hub.config import HubConfig, load_config
+from hub.config import HubConfig, config_path, load_config
 from hub.connectors import Connector, ConnectorContext, Source
 from hub.db import make_engine
 from hub.errors import ConfigError, ConfigIssue, MappingError
 from hub.mapping import CompiledMapping, load_mapping
 from hub.schema import ensure_current
-
-DEFAULT_CONFIG = "config/hub.yaml"
-
-
-def config_path(path: str | Path | None = None) -> Path:
-    """The configuration file: the argument, else ``HUB_CONFIG``, else ``config/hub.yaml``."""
-    return Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG)
 
 
 def _disabled_plugins(path: Path) -> list[str]:

@@ -16,17 +16,44 @@ from rich.table import Table
 
 from hub import __version__, report
 from hub import plugins as plugin_registry
-from hub.app import Hub, config_path
-from hub.config import config_json_schema, starter_config
+from hub.app import Hub
+from hub.config import config_json_schema, config_path, starter_config
 from hub.errors import ConfigError, HubError
 from hub.logging import configure_logging
 from hub.schema import current_revision, head_revision, upgrade
+
+EXAMPLE_MAPPING = """\
+description: customers from a CSV export (written by `hub init`; see docs/mappings.md)
+key: "{id}"
+entities:
+  - entity: customer
+    fields:
+      external_id: {path: id, required: true}
+      email: {path: email, transforms: [email]}
+      phone: {path: phone, transforms: [{e164: {region: "NO"}}]}
+      first_name: {path: first_name, transforms: [strip]}
+      last_name: {path: last_name, transforms: [strip]}
+      updated_at: {path: updated_at, type: datetime}
+  - entity: consent
+    when: newsletter
+    fields:
+      channel: {value: email}
+      status: {path: newsletter, transforms: [lower, {map: {"yes": opt_in, "no": opt_out}, strict: true}]}
+      at: {path: updated_at, type: datetime}
+"""
+EXAMPLE_CSV = """\
+id,email,phone,first_name,last_name,newsletter,updated_at
+1,Kari.Nordmann@example.no,+47 412 34 567,Kari,Nordmann,yes,2025-05-01T10:00:00+02:00
+2,ola@example.no,41234568,Ola,Hansen,no,2025-05-02T11:30:00+02:00
+3,not-an-email,,Per,Berg,maybe,2025-05-03T09:15:00+02:00
+"""
 
 console = Console(stderr=False)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="hub.yaml to use (default: $HUB_CONFIG or config/hub.yaml)")
+    Path | None,
+    typer.Option("--config", "-c", help="hub.yaml to use (default: $HUB_CONFIG or config/hub.yaml)"),
 ]
 
 
@@ -72,14 +99,21 @@ def make_cli() -> typer.Typer:
         path: Annotated[Path, typer.Argument(help="where to write the starter configuration")] = Path(
             "config/hub.yaml"
         ),
-        force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+        force: Annotated[bool, typer.Option("--force", help="overwrite existing files")] = False,
     ) -> None:
-        """Write a commented starter configuration."""
-        if path.exists() and not force:
-            raise _fail(f"{path} exists; use --force to overwrite it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(starter_config(), encoding="utf-8")
-        console.print(f"wrote {path}; next: edit it, then `hub validate -c {path}`")
+        """Write a commented starter configuration, an example mapping and a small CSV to try them on."""
+        files = {
+            path: starter_config(),
+            Path("mappings/example.yaml"): EXAMPLE_MAPPING,
+            Path("data/customers.csv"): EXAMPLE_CSV,
+        }
+        if not force and (existing := [str(p) for p in files if p.exists()]):
+            raise _fail(f"{', '.join(existing)} already exist; use --force to overwrite")
+        for target, text in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            console.print(f"wrote {target}")
+        console.print(f"next: `hub validate -c {path}`, `hub db upgrade -c {path}`, `hub sync -c {path}`")
 
     @cli.command()
     def validate(config: ConfigOption = None) -> None:
@@ -134,7 +168,9 @@ def make_cli() -> typer.Typer:
 
     @cli.command()
     def sync(
-        connectors: Annotated[list[str] | None, typer.Argument(help="connectors to sync (default: all sources)")] = None,
+        connectors: Annotated[
+            list[str] | None, typer.Argument(help="connectors to sync (default: all sources)")
+        ] = None,
         config: ConfigOption = None,
         upgrade_db: Annotated[bool, typer.Option("--upgrade-db", help="run `hub db upgrade` first")] = False,
     ) -> None:
@@ -151,7 +187,7 @@ def make_cli() -> typer.Typer:
             def on_batch(connector: str, stream: str, read: int) -> None:
                 key = (connector, stream)
                 if key not in tasks:
-                    tasks[key] = progress.add_task(f"{connector}.{stream}", total=None, start=True)
+                    tasks[key] = progress.add_task(f"{connector}.{stream}", total=None, rate="")
                 task = progress.tasks[tasks[key]]
                 rate = read / max(task.elapsed or 1e-9, 1e-9)
                 progress.update(tasks[key], completed=read, rate=f"{rate:,.0f} rec/s")
@@ -214,7 +250,11 @@ def make_cli() -> typer.Typer:
         table = Table("id", "connector.stream", "stage", "record", "errors")
         for r in rows:
             table.add_row(
-                str(r["id"]), f"{r['connector']}.{r['stream']}", r["stage"], r["record_key"] or "-", "; ".join(r["errors"])
+                str(r["id"]),
+                f"{r['connector']}.{r['stream']}",
+                r["stage"],
+                r["record_key"] or "-",
+                "; ".join(r["errors"]),
             )
         console.print(table)
         _print_reasons(reasons)
@@ -258,11 +298,11 @@ def _print_reasons(reasons: list[tuple[str, int]]) -> None:
 
 
 def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
-    table = Table("connector.stream", "status", "read", "loaded", "rejected", "new customers", "merges", "rec/s")
+    table = Table("stream", "status", "read", "loaded", "rejected", "new cust.", "merges", "rec/s")
     for s in summary.streams:
         table.add_row(
             f"{s.connector}.{s.stream}",
-            s.status if not s.error else f"{s.status}: {s.error}",
+            s.status,
             f"{s.read:,}",
             f"{s.loaded:,}",
             f"{s.rejected:,}",
@@ -271,6 +311,9 @@ def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
             f"{s.read / s.seconds:,.0f}" if s.seconds else "-",
         )
     console.print(table)
+    for s in summary.streams:
+        if s.error:
+            err.print(f"[red]{s.connector}.{s.stream} failed:[/red] {s.error}", highlight=False)
     with hub.engine.connect() as conn:
         counts = report.model_counts(conn)
         reasons = report.reject_reasons(conn, run_ids=[s.run_id for s in summary.streams])
@@ -287,8 +330,7 @@ def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
 
 def main() -> None:
     try:
-        cli = make_cli()
-        cli(standalone_mode=False)
+        make_cli()()
     except ConfigError as exc:
         err.print(f"[red]configuration error{'s' if len(exc.issues) > 1 else ''}:[/red]")
         for issue in exc.issues:
@@ -297,15 +339,3 @@ def main() -> None:
     except HubError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

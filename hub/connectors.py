@@ -8,6 +8,7 @@ so the hot path never goes through hook dispatch.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ class Connector:
 
     type: ClassVar[str]
     roles: ClassVar[tuple[Role, ...]] = ()
-    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    Settings: ClassVar[builtins.type[ConnectorSettings]] = ConnectorSettings
     description: ClassVar[str] = ""
 
     def __init__(self, settings: ConnectorSettings, context: ConnectorContext) -> None:

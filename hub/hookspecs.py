@@ -59,8 +59,9 @@ def hub_transforms() -> dict[str, Callable[..., Any]]:
 def hub_resolve_secret(scheme: str, reference: str) -> str | None:
     """Return the value behind ``${scheme:reference}`` in hub.yaml, or None if this plugin does not own ``scheme``.
 
-    Called: once per placeholder while the configuration loads. ``${NAME}`` and ``${NAME:-default}`` are the
-    ``env`` scheme, resolved by the built-in ``standard`` plugin (``trylast``). Stops at the first non-None result.
+    Called: once per ``${scheme:reference}`` placeholder while the configuration loads. ``${NAME}`` and
+    ``${NAME:-default}`` are read from the environment by the core itself; ``${env:NAME}`` goes through this hook
+    and is answered by the built-in ``standard`` plugin (``trylast``). Stops at the first non-None result.
 
     :param scheme: the part before the colon, e.g. ``env`` or ``vault``.
     :param reference: the rest, e.g. ``SHOPIFY_TOKEN``.

@@ -138,9 +138,7 @@ def describe(pm: pluggy.PluginManager) -> dict[str, Any]:
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        hooks = sorted(
-            caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.name.startswith("hub_")
-        )
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.name.startswith("hub_"))
         by_plugin[name] = {
             "name": name,
             "distribution": state.distributions.get(name) if state else None,

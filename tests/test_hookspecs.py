@@ -25,9 +25,5 @@ def test_every_hook_appears_in_the_plugin_guide():
 
 
 def test_the_public_api_is_exactly_what_all_lists():
-    exported = {
-        name
-        for name, value in vars(hub).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
-    }
+    exported = {name for name, value in vars(hub).items() if not name.startswith("_") and not inspect.ismodule(value)}
     assert sorted(exported) == sorted(set(hub.__all__) - {"__version__"})

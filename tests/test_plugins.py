@@ -76,7 +76,7 @@ def test_two_connector_types_of_one_name_name_both_plugins():
     pm = make_plugin_manager(entrypoints=False)
     pm.register(PluginA(), name="plugin_a")
     pm.register(PluginB(), name="plugin_b")
-    with pytest.raises(PluginError, match="'plugin_a' and 'plugin_b'|'plugin_b' and 'plugin_a'"):
+    with pytest.raises(PluginError, match=r"'plugin_a' and 'plugin_b'|'plugin_b' and 'plugin_a'"):
         connector_types(pm)
 
 

@@ -136,7 +136,12 @@ def _upsert_lines(
         )
     table = OrderLine.__table__  # type: ignore[attr-defined]
     bulk_upsert(
-        conn, table, list(latest.values()), _LINE_COLUMNS, conflict=("order_id", "line_no"), where_changed=True
+        conn,
+        table,
+        list(latest.values()),
+        _LINE_COLUMNS,
+        conflict=("order_id", "line_no"),
+        where_changed=True,
     )
     return len(latest)
 
@@ -156,7 +161,5 @@ def _total_orders_from_lines(conn: sa.Connection, orders: list[tuple[int, dict[s
     for start in range(0, len(missing), 500):
         chunk = missing[start : start + 500]
         conn.execute(
-            order.update()
-            .where(order.c.source == source, order.c.external_id.in_(chunk))
-            .values(total=line_sum)
+            order.update().where(order.c.source == source, order.c.external_id.in_(chunk)).values(total=line_sum)
         )

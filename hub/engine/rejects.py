@@ -16,7 +16,17 @@ import sqlalchemy as sa
 from hub.db import bulk_upsert
 from hub.models import Reject
 
-_COLUMNS = ("run_id", "connector", "stream", "record_key", "stage", "errors", "payload", "fingerprint", "created_at")
+_COLUMNS = (
+    "run_id",
+    "connector",
+    "stream",
+    "record_key",
+    "stage",
+    "errors",
+    "payload",
+    "fingerprint",
+    "created_at",
+)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d+\b")
 
 
@@ -39,7 +49,13 @@ def fingerprint(payload: Any) -> str:
 
 
 def save_rejects(
-    conn: sa.Connection, rejects: Iterable[RejectRow], *, run_id: int, connector: str, stream: str, now: datetime
+    conn: sa.Connection,
+    rejects: Iterable[RejectRow],
+    *,
+    run_id: int,
+    connector: str,
+    stream: str,
+    now: datetime,
 ) -> int:
     """Store rejects of one batch; a record already rejected before is updated (new run, new reasons), not doubled."""
     rows: dict[str, tuple[Any, ...]] = {}

@@ -110,6 +110,8 @@ class SyncEngine:
         started = time.perf_counter()
         try:
             cursor = self._load_cursor(connector, stream)
+            if self.progress:
+                self.progress(connector, stream, 0)
             for batch in source.read(stream, cursor):
                 now = datetime.now(UTC)
                 mapped = map_batch(mapping, batch.records)
@@ -135,9 +137,7 @@ class SyncEngine:
                     )
                     for i, reasons in loaded.rejected.items():
                         rejects.append(_reject(mapped, i, "load", reasons))
-                    save_rejects(
-                        conn, rejects, run_id=result.run_id, connector=connector, stream=stream, now=now
-                    )
+                    save_rejects(conn, rejects, run_id=result.run_id, connector=connector, stream=stream, now=now)
                     result.batches += 1
                     result.read += len(batch.records)
                     result.rejected += len(rejects)
@@ -196,7 +196,12 @@ class SyncEngine:
             )
         ).first()
         unknown = sorted(set(existing[0] if existing else []) | result.unknown_fields)
-        values = {"cursor": cursor, "unknown_fields": unknown, "last_run_id": result.run_id, "updated_at": now}
+        values = {
+            "cursor": cursor,
+            "unknown_fields": unknown,
+            "last_run_id": result.run_id,
+            "updated_at": now,
+        }
         if existing:
             conn.execute(
                 _state.update()

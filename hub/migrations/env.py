@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlmodel.sql import sqltypes as satypes
 from sqlmodel import SQLModel
+from sqlmodel.sql import sqltypes as satypes
 
 import hub.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from hub.db import Money, UTCDateTime

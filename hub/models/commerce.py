@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ class Store(SQLModel, table=True):
     city: str | None = None
     region: str | None = None
     country: str | None = None
-    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_at: date | None = None
     source: str
     loaded_at: datetime = Field(sa_type=UTCDateTime)
 
