@@ -69,9 +69,13 @@ def load_batch(
         result.rows["order_line"] = _upsert_lines(conn, lines, source=source, result=result)
         _total_orders_from_lines(conn, by_entity.get("order", []), source=source)
     if consents := by_entity.get("consent"):
+        # A consent on an anonymous record (a guest checkout) has nobody to belong to: it is not kept.
+        owners = [i for i, _ in consents if customer_ids[i] is not None]
         attached = [(customer_ids[i], row) for i, row in consents if customer_ids[i] is not None]
         if attached:
-            apply_consents(conn, attached, source=source, now=now)  # type: ignore[arg-type]
+            stats = apply_consents(conn, attached, source=source, now=now)  # type: ignore[arg-type]
+            for index, reasons in stats.rejected.items():
+                result.rejected.setdefault(owners[index], []).extend(reasons)
         result.rows["consent"] = len(attached)
     return result
 
