@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from hub.app import Hub
 from hub.engine.run import SyncEngine
 from hub.errors import SchemaOutOfDate
+from hub.models import Reject, SyncState
 from hub.schema import upgrade
 
 MAPPING = """\
@@ -53,7 +54,7 @@ def order(n: int, email: str, *, created: str = "2025-03-01T10:00:00+01:00", **e
     return record
 
 
-def write_project(tmp_path: Path, orders: list[dict], *, batch_size: int = 4) -> Path:
+def write_project(tmp_path: Path, orders: list[dict], *, batch_size: int = 4, url: str = "sqlite:///hub.db") -> Path:
     (tmp_path / "data").mkdir()
     (tmp_path / "mappings").mkdir()
     (tmp_path / "mappings" / "orders.yaml").write_text(MAPPING, encoding="utf-8")
@@ -65,7 +66,7 @@ def write_project(tmp_path: Path, orders: list[dict], *, batch_size: int = 4) ->
     config.write_text(
         textwrap.dedent(
             f"""\
-            database: {{url: "sqlite:///hub.db"}}
+            database: {{url: "{url}"}}
             project_dir: {tmp_path}
             timezone: Europe/Oslo
             batch_size: {batch_size}
@@ -81,10 +82,20 @@ def write_project(tmp_path: Path, orders: list[dict], *, batch_size: int = 4) ->
     return config
 
 
-def make_hub(config: Path) -> Hub:
-    hub = Hub.load(config)
-    upgrade(hub.engine)
-    return hub
+@pytest.fixture
+def hubs(database_url):
+    """Builds hubs on SQLite and on a real PostgreSQL, and closes their connections afterwards."""
+    made: list[Hub] = []
+
+    def make(tmp_path: Path, orders: list, **kwargs) -> Hub:
+        hub = Hub.load(write_project(tmp_path, orders, url=database_url, **kwargs))
+        upgrade(hub.engine)
+        made.append(hub)
+        return hub
+
+    yield make
+    for hub in made:
+        hub.engine.dispose()
 
 
 def counts(hub: Hub) -> dict[str, int]:
@@ -95,8 +106,8 @@ def counts(hub: Hub) -> dict[str, int]:
         }
 
 
-def test_a_sync_loads_orders_lines_and_customers(tmp_path):
-    hub = make_hub(write_project(tmp_path, [order(n, f"p{n % 3}@x.no") for n in range(10)]))
+def test_a_sync_loads_orders_lines_and_customers(tmp_path, hubs):
+    hub = hubs(tmp_path, [order(n, f"p{n % 3}@x.no") for n in range(10)])
     summary = SyncEngine(hub).sync()
     assert summary.ok
     assert counts(hub)["orders"] == 10
@@ -106,8 +117,8 @@ def test_a_sync_loads_orders_lines_and_customers(tmp_path):
     assert float(total) == pytest.approx(1990.0)
 
 
-def test_running_the_same_sync_twice_changes_nothing(tmp_path):
-    hub = make_hub(write_project(tmp_path, [order(n, f"p{n % 3}@x.no") for n in range(10)]))
+def test_running_the_same_sync_twice_changes_nothing(tmp_path, hubs):
+    hub = hubs(tmp_path, [order(n, f"p{n % 3}@x.no") for n in range(10)])
     SyncEngine(hub).sync()
     before = counts(hub)
     (tmp_path / "data" / "orders-1.jsonl").touch()
@@ -116,32 +127,31 @@ def test_running_the_same_sync_twice_changes_nothing(tmp_path):
     assert counts(hub) == before
 
 
-def test_a_bad_record_is_rejected_with_its_payload_and_the_batch_goes_on(tmp_path):
+def test_a_bad_record_is_rejected_with_its_payload_and_the_batch_goes_on(tmp_path, hubs):
     records = [order(1, "a@x.no"), order(2, "b@x.no", created="31/02/2025"), "{not json", order(3, "c@x.no")]
-    hub = make_hub(write_project(tmp_path, records))
+    hub = hubs(tmp_path, records)
     summary = SyncEngine(hub).sync()
     assert summary.streams[0].rejected == 2
     assert summary.streams[0].loaded == 2
     with hub.engine.connect() as conn:
-        rejects = {r.stage: r for r in conn.execute(sa.text("SELECT * FROM reject"))}
-    assert json.loads(rejects["map"].payload)["id"] == 2
-    assert "placed_at" in rejects["map"].errors
-    assert "invalid JSON" in rejects["read"].errors
+        rejects = {r.stage: r for r in conn.execute(sa.select(Reject.__table__))}
+    assert rejects["map"].payload["id"] == 2
+    assert any("placed_at" in e for e in rejects["map"].errors)
+    assert any("invalid JSON" in e for e in rejects["read"].errors)
     assert counts(hub)["orders"] == 2
 
 
-def test_a_rejected_record_seen_again_is_not_a_second_reject(tmp_path):
+def test_a_rejected_record_seen_again_is_not_a_second_reject(tmp_path, hubs):
     records = [order(1, "a@x.no", created="nonsense")]
-    config = write_project(tmp_path, records)
-    hub = make_hub(config)
+    hub = hubs(tmp_path, records)
     SyncEngine(hub).sync()
     (tmp_path / "data" / "orders-1.jsonl").write_text(json.dumps(records[0]) + "\n\n", encoding="utf-8")
     SyncEngine(hub).sync()
     assert counts(hub)["reject"] == 1
 
 
-def test_a_new_file_is_read_from_the_saved_cursor_alone(tmp_path):
-    hub = make_hub(write_project(tmp_path, [order(n, "a@x.no") for n in range(5)]))
+def test_a_new_file_is_read_from_the_saved_cursor_alone(tmp_path, hubs):
+    hub = hubs(tmp_path, [order(n, "a@x.no") for n in range(5)])
     SyncEngine(hub).sync()
     (tmp_path / "data" / "orders-2.jsonl").write_text(json.dumps(order(99, "a@x.no")) + "\n", encoding="utf-8")
     summary = SyncEngine(hub).sync()
@@ -149,17 +159,17 @@ def test_a_new_file_is_read_from_the_saved_cursor_alone(tmp_path):
     assert counts(hub)["orders"] == 6
 
 
-def test_unknown_source_fields_are_ignored_and_listed(tmp_path):
-    hub = make_hub(write_project(tmp_path, [order(1, "a@x.no", gift_wrap=True)]))
+def test_unknown_source_fields_are_ignored_and_listed(tmp_path, hubs):
+    hub = hubs(tmp_path, [order(1, "a@x.no", gift_wrap=True)])
     SyncEngine(hub).sync()
     with hub.engine.connect() as conn:
-        unknown = conn.execute(sa.text("SELECT unknown_fields FROM sync_state")).scalar_one()
-    assert json.loads(unknown) == ["gift_wrap"]
+        unknown = conn.execute(sa.select(SyncState.__table__.c.unknown_fields)).scalar_one()
+    assert unknown == ["gift_wrap"]
 
 
-def test_the_same_customer_across_orders_is_one_customer(tmp_path):
+def test_the_same_customer_across_orders_is_one_customer(tmp_path, hubs):
     records = [order(1, "Ola@X.no"), order(8, " ola@x.NO ")]  # same shop customer id 1001, email variants
-    hub = make_hub(write_project(tmp_path, records))
+    hub = hubs(tmp_path, records)
     SyncEngine(hub).sync()
     with hub.engine.connect() as conn:
         owners = conn.execute(sa.text("SELECT DISTINCT customer_id FROM orders")).all()
@@ -167,8 +177,8 @@ def test_the_same_customer_across_orders_is_one_customer(tmp_path):
     assert counts(hub)["customer"] == 1
 
 
-def test_the_run_history_keeps_counts_and_status(tmp_path):
-    hub = make_hub(write_project(tmp_path, [order(n, "a@x.no") for n in range(9)]))
+def test_the_run_history_keeps_counts_and_status(tmp_path, hubs):
+    hub = hubs(tmp_path, [order(n, "a@x.no") for n in range(9)])
     SyncEngine(hub).sync()
     with hub.engine.connect() as conn:
         run = conn.execute(sa.text("SELECT * FROM sync_run")).one()
