@@ -22,11 +22,11 @@ see the same values whichever path wrote a row. ``None`` is SQL NULL for every c
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,6 +61,7 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 _PG_KEYS_PER_STATEMENT = 100_000
+_SQLITE_KEYS_PER_STATEMENT = 50_000
 _STAGE = '"_hub_upsert_stage"'
 
 Converter = Callable[[Any], Any]
@@ -210,7 +211,9 @@ def _sqlite_datetime(value: datetime) -> str:
     )  # fmt: skip
 
 
+@lru_cache(maxsize=1 << 16)
 def _sqlite_utc_datetime(value: datetime) -> str:
+    """Cached: a batch repeats the same instants (its load time, a receipt's time on each of its lines)."""
     if value.utcoffset() is None:
         raise ValueError("naive datetime; hub stores timezone-aware UTC")
     return _sqlite_datetime(value)
@@ -443,15 +446,14 @@ def select_ids(
     found: dict[tuple[Any, ...], int] = {}
     with _driver_cursor(conn) as cursor:
         if dialect.name == "sqlite":
-            driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-            chunk = max(1, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // (len(names) + 1))
-            row_sql = f"({', '.join('?' * (len(names) + 1))})"
-            for start in range(0, len(key_list), chunk):
-                part = converted[start : start + chunk]
-                values = ", ".join([row_sql] * len(part))
-                params = [value for ordinal, key in enumerate(part, start) for value in (ordinal, *key)]
-                cursor.execute(f'WITH "_k"("_ord", {key_names}) AS (VALUES {values}) {pick} FROM "_k" {join}', params)
-                found.update((key_list[ordinal], id_) for ordinal, id_ in cursor.fetchall())
+            # One JSON array parameter per chunk: the statement text never changes, so sqlite3 prepares it
+            # once per connection, and there is no bound-variable limit to respect.
+            columns = ", ".join(f"json_extract(\"value\", '$[{i}]') AS {quote(n)}" for i, n in enumerate(names))
+            sql = f'WITH "_k" AS (SELECT "key" AS "_ord", {columns} FROM json_each(?)) {pick} FROM "_k" {join}'
+            for start in range(0, len(key_list), _SQLITE_KEYS_PER_STATEMENT):
+                part = converted[start : start + _SQLITE_KEYS_PER_STATEMENT]
+                cursor.execute(sql, (orjson.dumps(part, default=_json_default).decode(),))
+                found.update((key_list[start + ordinal], id_) for ordinal, id_ in cursor.fetchall())
         else:
             arrays = ", ".join(f"CAST(%s AS {table.c[k].type.compile(dialect=dialect)}[])" for k in key_columns)
             sql = f'{pick} FROM unnest({arrays}) WITH ORDINALITY AS "_k"({key_names}, "_ord") {join}'
