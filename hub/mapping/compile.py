@@ -1,0 +1,310 @@
+"""A mapping file -> one :class:`CompiledMapping`: a chain of closures, built once, run per raw record.
+
+Nothing here re-reads YAML or re-parses a path per record. Compiling checks everything it can (entities,
+fields, paths, types, transforms and their arguments, key template) and raises one
+:class:`~hub.errors.MappingError` listing every issue as ``file:line: key.path: message``. Mapping a record
+collects every field error of that record and raises one :class:`~hub.errors.RecordError`, which
+``map_batch`` turns into a reject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hub._yaml import Loc, LocatedYaml, load_located
+from hub.errors import ConfigError, ConfigIssue, MappingError, RecordError
+from hub.mapping.coerce import zone
+from hub.mapping.fields import CompileContext, CompiledField, TransformFactory, compile_field
+from hub.mapping.paths import parse_template
+from hub.mapping.pipeline import FieldGetter, is_missing
+from hub.mapping.spec import EntitySpec, ParsedBlock, parse_mapping
+from hub.records import ENTITY_FIELDS, IDENTITY_KEYS, Mapped, RejectedRecord
+
+Rows = dict[str, list[dict[str, Any]]]
+BlockRunner = Callable[[dict[str, Any], Rows, list[str]], None]
+
+_NO_IDENTITY = f"customer: no identity key ({', '.join(IDENTITY_KEYS)})"
+
+
+class CompiledMapping:
+    """A compiled mapping: ``map`` one raw record, or ``map_batch`` many, into :class:`hub.records.Mapped`."""
+
+    __slots__ = ("_blocks", "_key", "description", "entities", "file", "source_fields")
+
+    def __init__(
+        self,
+        *,
+        file: str,
+        description: str | None,
+        entities: tuple[str, ...],
+        source_fields: frozenset[str],
+        blocks: tuple[BlockRunner, ...],
+        key: Callable[[dict[str, Any]], str | None] | None,
+    ) -> None:
+        self.file = file
+        self.description = description
+        self.entities = entities  # the entities it emits, in block order
+        self.source_fields = source_fields  # top-level raw keys it reads, to detect schema drift
+        self._blocks = blocks
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"<CompiledMapping {self.file} -> {', '.join(self.entities)}>"
+
+    def map(self, raw: dict[str, Any]) -> Mapped:
+        """Map one raw record; raises RecordError with every field error of the record."""
+        rows, errors = self._run(raw)
+        if errors:
+            raise RecordError(errors)
+        return Mapped(rows=rows, key=self._key(raw) if self._key is not None else None)
+
+    def map_batch(self, raws: list[dict[str, Any]]) -> tuple[list[Mapped], list[RejectedRecord]]:
+        """Map every record; a bad one becomes a RejectedRecord holding the very raw object it came from."""
+        mapped: list[Mapped] = []
+        rejected: list[RejectedRecord] = []
+        render, blocks = self._key, self._blocks
+        errors: list[str] = []  # reused: most records have no error
+        for raw in raws:
+            if not isinstance(raw, dict):
+                rejected.append(RejectedRecord(raw=raw, errors=[_not_an_object(raw)]))
+                continue
+            rows: Rows = {}
+            for block in blocks:
+                block(raw, rows, errors)
+            key = render(raw) if render is not None else None
+            if errors:
+                rejected.append(RejectedRecord(raw, errors, key))
+                errors = []
+            else:
+                mapped.append(Mapped(rows, key))
+        return mapped, rejected
+
+    def _run(self, raw: dict[str, Any]) -> tuple[Rows, list[str]]:
+        rows: Rows = {}
+        errors: list[str] = []
+        if not isinstance(raw, dict):
+            errors.append(_not_an_object(raw))
+            return rows, errors
+        for block in self._blocks:
+            block(raw, rows, errors)
+        return rows, errors
+
+
+def _not_an_object(raw: Any) -> str:
+    return f"record: expected an object, got {type(raw).__name__}"
+
+
+def load_mapping(
+    path: Path,
+    transforms: Mapping[str, TransformFactory],
+    *,
+    timezone: str = "UTC",
+    display: str | None = None,
+) -> CompiledMapping:
+    """Read and compile a mapping file. ``display`` names the file in messages (e.g. relative to the project).
+
+    Naive date-times without a field ``tz`` are read in ``timezone``. Raises MappingError.
+    """
+    try:
+        located = load_located(path, display=display)
+    except ConfigError as exc:  # unreadable file or YAML syntax: still a broken mapping
+        raise MappingError(exc.issues) from None
+    return compile_mapping(located, transforms, timezone=timezone)
+
+
+def compile_mapping(
+    data: LocatedYaml, transforms: Mapping[str, TransformFactory], *, timezone: str = "UTC"
+) -> CompiledMapping:
+    """Compile parsed mapping YAML; raises MappingError listing every issue."""
+    parsed = parse_mapping(data)
+    try:
+        tz = zone(timezone)
+    except ValueError as exc:
+        raise MappingError(ConfigIssue(file=data.file, line=None, key="timezone", message=str(exc))) from None
+    ctx = CompileContext(located=data, transforms=transforms, timezone=tz, issues=parsed.issues)
+    key = None
+    if parsed.key is not None:
+        try:
+            template = parse_template(parsed.key)
+        except ValueError as exc:
+            ctx.report(("key",), str(exc))
+        else:
+            ctx.source_fields.update(p.first_key for p in template.paths if p.first_key is not None)
+            key = template.renderer()
+    blocks: list[BlockRunner] = []
+    entities: list[str] = []
+    customer_at: int | None = None
+    for block in parsed.blocks:
+        spec = block.spec
+        if spec is not None and spec.entity == "customer":
+            if customer_at is not None:
+                ctx.report(
+                    ("entities", block.position, "entity"),
+                    f"only one customer block per mapping (the first is entities[{customer_at}]): "
+                    "a raw record is about one person",
+                )
+            customer_at = block.position
+        runner = _compile_block(ctx, block)
+        if runner is not None and spec is not None:
+            blocks.append(runner)
+            if spec.entity not in entities:
+                entities.append(spec.entity)
+    if ctx.issues:
+        raise MappingError(sorted(ctx.issues, key=lambda issue: issue.line or 0))
+    return CompiledMapping(
+        file=data.file,
+        description=parsed.description,
+        entities=tuple(entities),
+        source_fields=frozenset(ctx.source_fields),
+        blocks=tuple(blocks),
+        key=key,
+    )
+
+
+def _compile_block(ctx: CompileContext, block: ParsedBlock) -> BlockRunner | None:
+    loc: Loc = ("entities", block.position)
+    spec = block.spec
+    before = len(ctx.issues)
+    entity = spec.entity if spec is not None else None
+    known = ENTITY_FIELDS.get(entity) if entity is not None else None
+    if entity is not None and known is None:
+        ctx.report((*loc, "entity"), f"unknown entity {entity!r}; known: {', '.join(ENTITY_FIELDS)}")
+    in_each = spec is not None and spec.each is not None
+    fields: list[CompiledField] = []
+    for name, field_spec in block.fields.items():
+        field_loc = (*loc, "fields", name)
+        if known is not None and name not in known:
+            ctx.report(field_loc, f"unknown field for {entity}; valid fields: {', '.join(known)}")
+            continue
+        compiled = compile_field(
+            ctx, field_loc, name, field_spec, required=bool(known and known[name]), in_each=in_each
+        )
+        if compiled is not None:
+            fields.append(compiled)
+    if spec is None or known is None:
+        return None
+    _check_block(ctx, loc, spec, block, known)
+    each = when = None
+    if spec.each is not None:
+        each = ctx.path((*loc, "each"), spec.each, element=False, index=False)
+    if spec.when is not None:
+        when = ctx.path((*loc, "when"), spec.when, element=in_each, index=False)
+    if len(ctx.issues) > before:
+        return None
+    when_get = when.getter() if when is not None else None
+    when_root = when is None or when.root or not in_each
+    identity = tuple(f.name for f in fields if f.name in IDENTITY_KEYS) if spec.entity == "customer" else ()
+    if each is None:
+        return _single_runner(spec.entity, tuple(fields), when_get, identity, optional=spec.optional)
+    return _each_runner(spec.entity, tuple(fields), each.getter(), each.text, when_get, when_root)
+
+
+def _check_block(ctx: CompileContext, loc: Loc, spec: EntitySpec, block: ParsedBlock, known: dict[str, bool]) -> None:
+    missing = [name for name, required in known.items() if required and name not in block.declared]
+    if missing:
+        ctx.report((*loc, "fields"), f"{spec.entity} needs field(s): {', '.join(missing)}")
+    if spec.entity == "customer":
+        if spec.each is not None:
+            ctx.report((*loc, "each"), "a customer block cannot use `each`: a raw record is about one customer")
+        if not block.declared & set(IDENTITY_KEYS):
+            ctx.report((*loc, "fields"), f"a customer block needs an identity key: {', '.join(IDENTITY_KEYS)}")
+    elif spec.optional:
+        ctx.report((*loc, "optional"), "`optional` applies to customer blocks only")
+
+
+def _single_runner(
+    entity: str,
+    fields: tuple[CompiledField, ...],
+    when: Callable[[Any], Any] | None,
+    identity: tuple[str, ...],
+    *,
+    optional: bool,
+) -> BlockRunner:
+    """A block that emits at most one row per record."""
+    getters = tuple((f.name, f.get) for f in fields)
+    labels = tuple(f"{entity}.{f.name} ({f.label})" for f in fields)
+    is_customer = entity == "customer"
+
+    def run(raw: dict[str, Any], rows: Rows, errors: list[str]) -> None:
+        if when is not None and is_missing(when(raw)):
+            return
+        row: dict[str, Any] = {}
+        try:
+            for name, get in getters:
+                row[name] = get(raw, raw, 0)
+        except ValueError:
+            errors.extend(_field_errors(getters, labels, raw, raw, 0))
+            return
+        if is_customer and all(row[name] is None for name in identity):
+            if not optional:
+                errors.append(_NO_IDENTITY)
+            return
+        existing = rows.get(entity)
+        if existing is None:
+            rows[entity] = [row]
+        else:
+            existing.append(row)
+
+    return run
+
+
+def _field_errors(
+    getters: tuple[tuple[str, FieldGetter], ...],
+    labels: tuple[str, ...],
+    raw: dict[str, Any],
+    element: Any,
+    index: int,
+) -> list[str]:
+    """Every field error of a row that failed: the fast path stops at the first, a reject lists them all."""
+    errors = []
+    for (_, get), label in zip(getters, labels, strict=True):
+        try:
+            get(raw, element, index)
+        except ValueError as exc:
+            errors.append(f"{label}: {exc}")
+    return errors
+
+
+def _each_runner(
+    entity: str,
+    fields: tuple[CompiledField, ...],
+    each: Callable[[Any], Any],
+    each_text: str,
+    when: Callable[[Any], Any] | None,
+    when_root: bool,
+) -> BlockRunner:
+    """A block that emits one row per element of the list at ``each``."""
+    getters = tuple((f.name, f.get) for f in fields)
+    where = tuple(f"{each_text}[{{index}}].{f.label}" if f.relative else f.label for f in fields)
+
+    def run(raw: dict[str, Any], rows: Rows, errors: list[str]) -> None:
+        elements = each(raw)
+        if elements is None:
+            return
+        if not isinstance(elements, list):
+            errors.append(f"{entity} ({each_text}): expected a list, got {type(elements).__name__}")
+            return
+        if when is not None and when_root and is_missing(when(raw)):
+            return
+        out = rows.get(entity)
+        for index, element in enumerate(elements):
+            if when is not None and not when_root and is_missing(when(element)):
+                continue
+            row: dict[str, Any] = {}
+            try:
+                for name, get in getters:
+                    row[name] = get(raw, element, index)
+            except ValueError:
+                labels = tuple(
+                    f"{entity}[{index}].{name} ({w.replace('{index}', str(index))})"
+                    for (name, _), w in zip(getters, where, strict=True)
+                )
+                errors.extend(_field_errors(getters, labels, raw, element, index))
+                continue
+            if out is None:
+                out = rows[entity] = []
+            out.append(row)
+
+    return run
