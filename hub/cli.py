@@ -38,7 +38,7 @@ entities:
     when: newsletter
     fields:
       channel: {value: email}
-      status: {path: newsletter, transforms: [lower, {map: {"yes": opt_in, "no": opt_out}, strict: true}]}
+      status: {path: newsletter, transforms: [lower, {map: {values: {"yes": opt_in, "no": opt_out}, strict: true}}]}
       at: {path: updated_at, type: datetime}
 """
 EXAMPLE_CSV = """\

@@ -107,6 +107,26 @@ ENTITY_FIELDS: dict[str, dict[str, bool]] = {
     },
 }
 
+#: Entity -> field -> the type the loader stores, for fields that are not text. A mapping field without ``type:``
+#: gets this type, and a mapping that declares another type for it is a compile error.
+FIELD_TYPES: dict[str, dict[str, str]] = {
+    "customer": {"birth_date": "date", "is_b2b": "bool", "created_at": "datetime", "updated_at": "datetime"},
+    "consent": {"at": "datetime"},
+    "store": {"opened_at": "date"},
+    "product": {"price": "decimal", "is_accessory": "bool", "updated_at": "datetime"},
+    "product_relation": {},
+    "order": {"placed_at": "datetime", "total": "decimal", "is_return": "bool", "updated_at": "datetime"},
+    "order_line": {
+        "line_no": "int",
+        "quantity": "decimal",
+        "unit_price": "decimal",
+        "discount": "decimal",
+        "line_total": "decimal",
+    },
+    "cart": {"created_at": "datetime", "updated_at": "datetime", "total": "decimal", "items_json": "json"},
+    "event": {"at": "datetime", "payload_json": "json"},
+}
+
 ENTITIES: tuple[str, ...] = tuple(ENTITY_FIELDS)
 
 

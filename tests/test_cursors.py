@@ -58,9 +58,7 @@ def test_a_new_record_at_the_boundary_timestamp_joins_the_boundary():
 def test_lag_rereads_the_window_below_the_last_value_but_not_the_boundary():
     _, state = run(None, [(at(0), "a"), (at(12), "g"), (at(20), "c")])
 
-    read, _ = run(
-        state, [(at(0), "a"), (at(12), "g"), (at(15), "late"), (at(20), "c")], lag=timedelta(minutes=10)
-    )
+    read, _ = run(state, [(at(0), "a"), (at(12), "g"), (at(15), "late"), (at(20), "c")], lag=timedelta(minutes=10))
 
     assert read == ["g", "late"]
 

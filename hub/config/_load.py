@@ -127,15 +127,11 @@ class _Placeholders:
         try:
             value = self._pm.hook.hub_resolve_secret(scheme=scheme, reference=reference)
         except Exception as exc:  # a resolver's failure is a problem of this placeholder, not a crash
-            raise InterpolationError(
-                [f"resolving scheme {scheme!r} failed: {type(exc).__name__}: {exc}"]
-            ) from None
+            raise InterpolationError([f"resolving scheme {scheme!r} failed: {type(exc).__name__}: {exc}"]) from None
         if value is None and scheme == "env":
             raise InterpolationError([f"environment variable {reference} is not set"])
         if value is not None and not isinstance(value, str):
-            raise InterpolationError(
-                [f"the resolver of scheme {scheme!r} returned {type(value).__name__}, not text"]
-            )
+            raise InterpolationError([f"the resolver of scheme {scheme!r} returned {type(value).__name__}, not text"])
         if value:
             self._values.add(value)
         return value

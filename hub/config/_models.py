@@ -314,9 +314,7 @@ class HubConfig(BaseModel):
     model_config = _BLOCK
 
     database: DatabaseConfig = DatabaseConfig()
-    project_dir: Annotated[Path, AfterValidator(_project_dir)] = Field(
-        default_factory=Path.cwd, validate_default=True
-    )
+    project_dir: Annotated[Path, AfterValidator(_project_dir)] = Field(default_factory=Path.cwd, validate_default=True)
     timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
     batch_size: PositiveInt = 5000
     plugins: PluginsConfig = PluginsConfig()

@@ -41,9 +41,7 @@ def config_json_schema(pm: pluggy.PluginManager) -> dict[str, Any]:
 
     root = defs.pop(_def_name(refs[(HubConfig, "validation")]))
     root["properties"]["connectors"]["propertyNames"] = {"pattern": CONNECTOR_NAME.pattern}
-    root.update(
-        title="hub.yaml", description="hub's configuration; every key is described in docs/configuration.md"
-    )
+    root.update(title="hub.yaml", description="hub's configuration; every key is described in docs/configuration.md")
     return {"$schema": DRAFT, **root, "$defs": defs}
 
 

@@ -20,7 +20,7 @@ from hub.mapping.fields import CompileContext, CompiledField, TransformFactory, 
 from hub.mapping.paths import parse_template
 from hub.mapping.pipeline import FieldGetter, is_missing
 from hub.mapping.spec import EntitySpec, ParsedBlock, parse_mapping
-from hub.records import ENTITY_FIELDS, IDENTITY_KEYS, Mapped, RejectedRecord
+from hub.records import ENTITY_FIELDS, FIELD_TYPES, IDENTITY_KEYS, Mapped, RejectedRecord
 
 Rows = dict[str, list[dict[str, Any]]]
 BlockRunner = Callable[[dict[str, Any], Rows, list[str]], None]
@@ -177,6 +177,12 @@ def _compile_block(ctx: CompileContext, block: ParsedBlock) -> BlockRunner | Non
         field_loc = (*loc, "fields", name)
         if known is not None and name not in known:
             ctx.report(field_loc, f"unknown field for {entity}; valid fields: {', '.join(known)}")
+            continue
+        stored = FIELD_TYPES.get(entity or "", {}).get(name, "str")
+        if "type" not in field_spec.model_fields_set:
+            field_spec = field_spec.model_copy(update={"type": stored})
+        elif stored != "str" and field_spec.type != stored:
+            ctx.report((*field_loc, "type"), f"{entity}.{name} holds {stored}, not {field_spec.type}")
             continue
         compiled = compile_field(
             ctx, field_loc, name, field_spec, required=bool(known and known[name]), in_each=in_each

@@ -72,9 +72,7 @@ class _FileRecords(ABC):
                 "set encoding: for this stream (e.g. cp1252, latin-1, utf-16)"
             ) from exc
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-            raise SourceError(
-                f"{self.relpath}: not a readable gzip file ({exc}); replace or remove the file"
-            ) from exc
+            raise SourceError(f"{self.relpath}: not a readable gzip file ({exc}); replace or remove the file") from exc
         except OSError as exc:
             raise SourceError(f"{self.relpath}: cannot read the file: {exc.strerror or exc}") from exc
 
@@ -129,8 +127,7 @@ class CsvRecords(_FileRecords):
             missing = [name for name in self.required if name not in names]
             if missing:
                 raise SourceError(
-                    f"{self.relpath}: no column {', '.join(map(repr, missing))}; "
-                    f"the columns are: {', '.join(names)}"
+                    f"{self.relpath}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(names)}"
                 )
             yield from self._rows(reader, names)
 

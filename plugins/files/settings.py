@@ -38,21 +38,15 @@ class ReadOptions(BaseModel):
     format: Literal["auto", "csv", "jsonl"] = Field(
         "auto", description="auto: by extension (.csv, .tsv, .jsonl, .ndjson), after a .gz suffix is removed"
     )
-    delimiter: str | None = Field(
-        None, description='CSV field separator: "," (default; "\\t" for .tsv), ";", tab, "|"'
-    )
-    encoding: str = Field(
-        "utf-8-sig", description="text encoding; utf-8-sig reads UTF-8 with or without a BOM"
-    )
+    delimiter: str | None = Field(None, description='CSV field separator: "," (default; "\\t" for .tsv), ";", tab, "|"')
+    encoding: str = Field("utf-8-sig", description="text encoding; utf-8-sig reads UTF-8 with or without a BOM")
     header: bool = Field(True, description="whether the first CSV row names the columns")
     columns: list[str] | None = Field(
         None,
         description="CSV column names; required when header is false, and replaces the header row otherwise",
     )
     key: str | None = Field(None, description="the field that identifies a record")
-    updated_at: str | None = Field(
-        None, description="a field holding when the record last changed; reads only changes"
-    )
+    updated_at: str | None = Field(None, description="a field holding when the record last changed; reads only changes")
     updated_at_as: Literal["datetime", "string"] = Field(
         "datetime", description="compare updated_at as ISO 8601 datetimes or as plain text"
     )
@@ -80,9 +74,7 @@ class ReadOptions(BaseModel):
         try:
             codecs.lookup(value)
         except LookupError:
-            raise ValueError(
-                f"unknown encoding {value!r} (e.g. utf-8-sig, cp1252, latin-1, utf-16)"
-            ) from None
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8-sig, cp1252, latin-1, utf-16)") from None
         return value
 
 

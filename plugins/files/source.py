@@ -218,9 +218,7 @@ def _load_cursor(stream: str, cursor: Any) -> tuple[dict[str, Any], dict[str, An
     if cursor is None:
         return {}, None, None
     if not isinstance(cursor, dict) or not isinstance(cursor.get("files", {}), dict):
-        raise SourceError(
-            f"stream {stream!r}: the saved cursor is not a files cursor; reset the stream's cursor"
-        )
+        raise SourceError(f"stream {stream!r}: the saved cursor is not a files cursor; reset the stream's cursor")
     return cursor.get("files", {}), cursor.get("current"), cursor.get("updated_at")
 
 

@@ -23,9 +23,7 @@ def _example() -> str:
     return found.group(1)
 
 
-def test_documented_example_loads(
-    write_config: Callable[..., Path], project: Path, pm: pluggy.PluginManager
-) -> None:
+def test_documented_example_loads(write_config: Callable[..., Path], project: Path, pm: pluggy.PluginManager) -> None:
     class VoyadoSettings(ConnectorSettings):
         base_url: HttpUrl
         api_key: SecretStr

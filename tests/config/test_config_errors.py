@@ -21,15 +21,12 @@ def test_unknown_top_level_key(config_errors: Errors) -> None:
 
 
 def test_file_that_is_not_a_mapping(config_errors: Errors) -> None:
-    assert config_errors("- a\n- b\n") == [
-        "hub.yaml:1: expected a mapping of keys such as database: and connectors:"
-    ]
+    assert config_errors("- a\n- b\n") == ["hub.yaml:1: expected a mapping of keys such as database: and connectors:"]
 
 
 def test_yaml_syntax_error_names_the_line(config_errors: Errors) -> None:
     assert config_errors("timezone: UTC\nconnectors: [\n") == [
-        "hub.yaml:3: invalid YAML: "
-        "while parsing a flow node expected the node content, but found '<stream end>'"
+        "hub.yaml:3: invalid YAML: while parsing a flow node expected the node content, but found '<stream end>'"
     ]
 
 
@@ -107,8 +104,7 @@ def test_connector_name_must_be_an_identifier(config_errors: Errors) -> None:
             plugin: files
             settings: {paths: []}
         """) == [
-        "hub.yaml:2: connectors.Web-Shop: "
-        "connector names are lower-case letters, digits and _, starting with a letter"
+        "hub.yaml:2: connectors.Web-Shop: connector names are lower-case letters, digits and _, starting with a letter"
     ]
 
 
@@ -186,8 +182,7 @@ def test_bad_every(config_errors: Errors) -> None:
             settings: {paths: []}
             schedule: {every: 15 minutes}
         """) == [
-        "hub.yaml:5: connectors.pos.schedule.every: "
-        "use a number and a unit: 30s, 15m, 2h, 1d (or combined, e.g. 1h30m)"
+        "hub.yaml:5: connectors.pos.schedule.every: use a number and a unit: 30s, 15m, 2h, 1d (or combined, e.g. 1h30m)"
     ]
 
 
@@ -227,9 +222,7 @@ def test_mapping_per_stream_names_the_stream(config_errors: Errors, project: Pat
             mapping:
               orders: mappings/orders.yaml
               customers: mappings/customers.yaml
-        """) == [
-        f"hub.yaml:7: connectors.pos.mapping.customers: file not found: {project / 'mappings/customers.yaml'}"
-    ]
+        """) == [f"hub.yaml:7: connectors.pos.mapping.customers: file not found: {project / 'mappings/customers.yaml'}"]
 
 
 def test_mapping_of_the_wrong_shape(config_errors: Errors) -> None:
@@ -237,8 +230,7 @@ def test_mapping_of_the_wrong_shape(config_errors: Errors) -> None:
         connectors:
           pos: {plugin: files, settings: {paths: []}, mapping: [a.yaml]}
         """) == [
-        "hub.yaml:2: connectors.pos.mapping: "
-        "give one mapping file, or a mapping of stream name to mapping file"
+        "hub.yaml:2: connectors.pos.mapping: give one mapping file, or a mapping of stream name to mapping file"
     ]
 
 
@@ -267,8 +259,7 @@ def test_unknown_identity_kind(config_errors: Errors) -> None:
         identity:
           max_per_customer: {email: 2, fax: 1}
         """) == [
-        "hub.yaml:2: identity.max_per_customer.fax: "
-        "unknown identity kind (use external_id, member_no, email, phone)"
+        "hub.yaml:2: identity.max_per_customer.fax: unknown identity kind (use external_id, member_no, email, phone)"
     ]
 
 
@@ -280,9 +271,7 @@ def test_missing_variable_names_key_and_variable(config_errors: Errors) -> None:
             settings:
               base_url: https://shop.example
               api_key: ${SHOP_API_KEY}
-        """) == [
-        "hub.yaml:6: connectors.webshop.settings.api_key: environment variable SHOP_API_KEY is not set"
-    ]
+        """) == ["hub.yaml:6: connectors.webshop.settings.api_key: environment variable SHOP_API_KEY is not set"]
 
 
 def test_missing_variable_is_not_also_reported_as_invalid(config_errors: Errors) -> None:

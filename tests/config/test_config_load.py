@@ -134,9 +134,7 @@ def test_empty_file_gives_the_defaults(write_config: Callable[..., Path], pm: pl
     assert config.identity.max_per_customer == DEFAULT_MAX_PER_CUSTOMER
 
 
-def test_empty_blocks_mean_their_defaults(
-    write_config: Callable[..., Path], pm: pluggy.PluginManager
-) -> None:
+def test_empty_blocks_mean_their_defaults(write_config: Callable[..., Path], pm: pluggy.PluginManager) -> None:
     config = load_config(write_config("database:\nidentity:\nconnectors:\n"), pm)
     assert (config.database.url, config.connectors) == ("sqlite:///var/hub.db", {})
     assert config.identity.source_priority == []
@@ -156,9 +154,7 @@ def test_sqlite_path_is_made_absolute_against_project_dir(
 @pytest.mark.parametrize(
     "url", ["sqlite:////srv/hub.db", "sqlite://", "sqlite:///:memory:", "postgresql+psycopg://hub:pw@db/hub"]
 )
-def test_other_database_urls_are_kept(
-    url: str, write_config: Callable[..., Path], pm: pluggy.PluginManager
-) -> None:
+def test_other_database_urls_are_kept(url: str, write_config: Callable[..., Path], pm: pluggy.PluginManager) -> None:
     config = load_config(write_config(f"database: {{url: '{url}'}}"), pm)
     assert config.database_url() == url
 
@@ -205,9 +201,7 @@ def test_default_path_is_config_hub_yaml(project: Path) -> None:
     assert config_path(None) == Path("config/hub.yaml")
 
 
-def test_env_placeholders_fill_values_of_any_type(
-    write_config: Callable[..., Path], pm: pluggy.PluginManager
-) -> None:
+def test_env_placeholders_fill_values_of_any_type(write_config: Callable[..., Path], pm: pluggy.PluginManager) -> None:
     path = write_config("""
         batch_size: ${BATCH}
         timezone: ${TZ_NAME:-Europe/Oslo}
@@ -218,9 +212,7 @@ def test_env_placeholders_fill_values_of_any_type(
     assert config.database.url == "sqlite:///hub.db"
 
 
-def test_escaped_placeholder_stays_literal(
-    write_config: Callable[..., Path], pm: pluggy.PluginManager
-) -> None:
+def test_escaped_placeholder_stays_literal(write_config: Callable[..., Path], pm: pluggy.PluginManager) -> None:
     path = write_config("""
         connectors:
           pos: {plugin: files, settings: {paths: ["data/$${YEAR}/*.csv", "$$HOME/x"]}}

@@ -132,9 +132,7 @@ def test_schema_without_connector_types_still_describes_the_core() -> None:
     assert "allOf" not in connector and "enum" not in connector["properties"]["plugin"]
 
 
-def test_starter_config_loads(
-    write_config: Callable[..., Path], pm: pluggy.PluginManager, project: Path
-) -> None:
+def test_starter_config_loads(write_config: Callable[..., Path], pm: pluggy.PluginManager, project: Path) -> None:
     (project / "mappings" / "example.yaml").write_text("customer: {}\n", encoding="utf-8")
     config = load_config(write_config(starter_config()), pm, environ={})
     example = config.connectors["example"]
@@ -143,9 +141,7 @@ def test_starter_config_loads(
     assert config.database_url() == f"sqlite:///{project}/var/hub.db"
 
 
-def test_starter_config_loads_with_the_real_files_plugin(
-    write_config: Callable[..., Path], project: Path
-) -> None:
+def test_starter_config_loads_with_the_real_files_plugin(write_config: Callable[..., Path], project: Path) -> None:
     files_plugin = pytest.importorskip("hub_plugins.files")
     (project / "mappings" / "example.yaml").write_text("customer: {}\n", encoding="utf-8")
     pm = make_plugin_manager(entrypoints=False, plugins=[files_plugin])

@@ -316,13 +316,13 @@ def test_options_that_do_not_fit_the_type(tmp_path: Path) -> None:
             fields:
               sku: sku
               price: {path: price, type: decimal, format: "%d.%m.%Y", tz: Europe/Oslo}
-              is_accessory: {path: acc, true_values: [X]}
+              brand: {path: acc, true_values: [X]}
         """,
     )
     assert found == [
         "mappings/bad.yaml:6: entities[0].fields.price.format: `format` applies to date and datetime fields only",
         "mappings/bad.yaml:6: entities[0].fields.price.tz: `tz` applies to date and datetime fields only",
-        "mappings/bad.yaml:7: entities[0].fields.is_accessory.true_values: `true_values` applies to bool fields only",
+        "mappings/bad.yaml:7: entities[0].fields.brand.true_values: `true_values` applies to bool fields only",
     ]
 
 
@@ -334,7 +334,7 @@ def test_unknown_time_zone_and_bad_format(tmp_path: Path) -> None:
           - entity: store
             fields:
               external_id: id
-              opened_at: {path: opened, type: datetime, tz: Oslo}
+              opened_at: {path: opened, type: date, tz: Oslo}
               name: {path: opened, type: date, format: "%Q"}
         """,
     )
@@ -467,3 +467,17 @@ def test_unknown_compile_time_zone(tmp_path: Path) -> None:
     assert found == [
         "mappings/bad.yaml: timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as 'Europe/Oslo')"
     ]
+
+
+def test_a_field_declared_with_another_type_than_the_model_stores_is_an_error(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        """
+        entities:
+          - entity: order
+            fields:
+              external_id: id
+              placed_at: {path: created, type: str}
+        """,
+    )
+    assert found == ["mappings/bad.yaml:6: entities[0].fields.placed_at.type: order.placed_at holds datetime, not str"]

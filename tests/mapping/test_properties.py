@@ -115,7 +115,7 @@ entities:
       line_no: {path: $index, type: int}
       quantity: {path: qty, type: decimal, default: 1}
       sku: {path: "sku[0]", transforms: [upper]}
-      unit_price: {path: price, type: int}
+      unit_price: {path: price, type: decimal}
   - entity: event
     each: "events[].list[]"
     fields:

@@ -248,3 +248,18 @@ def test_json_errors(map_field: MapField, value: Any, message: str) -> None:
 
 def test_constant_is_coerced_at_compile_time(map_field: MapField) -> None:
     assert map_field({"value": "2024-01-01", "type": "date"}, {}) == date(2024, 1, 1)
+
+
+def test_a_field_without_type_gets_the_type_the_model_stores(tmp_path):
+    from hub.mapping import load_mapping
+    from hub_plugins.standard.transforms import TRANSFORMS
+
+    path = tmp_path / "orders.yaml"
+    path.write_text(
+        "entities:\n  - entity: order\n    fields: {external_id: id, placed_at: created, total: amount}\n",
+        encoding="utf-8",
+    )
+    mapping = load_mapping(path, TRANSFORMS, timezone="Europe/Oslo")
+    row = mapping.map({"id": "1", "created": "2025-06-01T12:00:00", "amount": "10.50"}).rows["order"][0]
+    assert row["placed_at"].utcoffset() is not None
+    assert row["total"] == Decimal("10.50")

@@ -17,9 +17,7 @@ from hub_plugins.files.source import FilesSource
 
 
 def make_source(root: Path, batch_size: int = 3, **settings: Any) -> FilesSource:
-    context = ConnectorContext(
-        name="pos", project_dir=root, timezone="Europe/Oslo", extra={"batch_size": batch_size}
-    )
+    context = ConnectorContext(name="pos", project_dir=root, timezone="Europe/Oslo", extra={"batch_size": batch_size})
     return FilesSource(FilesSettings(**settings), context)
 
 
@@ -333,9 +331,7 @@ def test_updated_at_reads_only_changed_rows_of_a_re_exported_file(tmp_path):
         [("a", "2024-05-01T10:00:00"), ("b", "2024-05-01T11:00:00"), ("a", "2024-05-01T12:00:00")],
     )
 
-    assert [(r["id"], r["updated_at"]) for r in records(read(source, cursor))] == [
-        ("a", "2024-05-01T12:00:00")
-    ]
+    assert [(r["id"], r["updated_at"]) for r in records(read(source, cursor))] == [("a", "2024-05-01T12:00:00")]
 
 
 def test_a_second_updated_at_read_from_the_last_cursor_returns_nothing(tmp_path):
