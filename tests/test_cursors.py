@@ -14,7 +14,8 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def at(minute: int) -> str:
-    return f"2024-05-01T10:{minute:02d}:00+00:00"
+    hour, minute = divmod(minute, 60)
+    return f"2024-05-01T{10 + hour:02d}:{minute:02d}:00+00:00"
 
 
 def run(state: dict | None, rows: list[tuple[str, str]], **kwargs) -> tuple[list[str], dict]:

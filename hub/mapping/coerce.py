@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -265,7 +266,15 @@ def _text(value: Any, what: str) -> str:
 def _datetime_converter(fmt: str, tz: tzinfo) -> Converter:
     parse = _parse_datetime(fmt)
 
+    @lru_cache(maxsize=1 << 15)
+    def parse_text(value: str) -> datetime:
+        # Cached: a receipt's timestamp repeats on each of its lines, an export's on each row of a bulk edit.
+        parsed = parse(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
     def to_datetime(value: Any) -> datetime:
+        if isinstance(value, str):
+            return parse_text(value)
         if isinstance(value, datetime):
             parsed = value
         elif isinstance(value, date):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -23,6 +24,10 @@ Transform = Callable[[Any], Any]
 Factory = Callable[..., Transform]
 
 _UNSET: Any = object()
+
+
+#: Parsed e-mails and phones are cached per transform: the same customer's keys repeat on every order they place.
+_CACHE_SIZE = 1 << 15
 
 
 def _short(value: Any) -> str:
@@ -78,14 +83,17 @@ def email() -> Transform:
     """Normalise an e-mail address (trimmed, lower case) and reject one that is not valid. No DNS look-up:
     mapping must not depend on the network, and deliverability is the ESP's business."""
 
-    def apply(value: Any) -> Any:
-        if value is None:
-            return None
-        text = _text(value).strip().lower()
+    @lru_cache(maxsize=_CACHE_SIZE)
+    def normalise(text: str) -> str:
         try:
             return validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise ValueError(f"{_short(value)} is not a valid e-mail address: {exc}") from None
+            raise ValueError(f"{_short(text)} is not a valid e-mail address: {exc}") from None
+
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        return normalise(_text(value).strip().lower())
 
     return apply
 
@@ -102,17 +110,20 @@ def e164(region: str | bool | None = None) -> Transform:
         region = region.upper()
     default_region = region
 
-    def apply(value: Any) -> Any:
-        if value is None:
-            return None
-        text = _text(value)
+    @lru_cache(maxsize=_CACHE_SIZE)
+    def normalise(text: str) -> str:
         try:
             number = phonenumbers.parse(text, default_region)
         except phonenumbers.NumberParseException:
-            raise ValueError(f"{_short(value)} is not a phone number") from None
+            raise ValueError(f"{_short(text)} is not a phone number") from None
         if not phonenumbers.is_valid_number(number):
-            raise ValueError(f"{_short(value)} is not a valid phone number")
+            raise ValueError(f"{_short(text)} is not a valid phone number")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        return normalise(_text(value))
 
     return apply
 
