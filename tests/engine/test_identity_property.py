@@ -31,7 +31,9 @@ def email_variants() -> st.SearchStrategy[str]:
     cases = st.lists(st.booleans(), min_size=len(EMAIL), max_size=len(EMAIL))
     pads = st.sampled_from(["", " ", "  ", "\t"])
     return st.builds(
-        lambda upper, left, right: left + "".join(c.upper() if u else c for c, u in zip(EMAIL, upper)) + right,
+        lambda upper, left, right: (
+            left + "".join(c.upper() if u else c for c, u in zip(EMAIL, upper, strict=True)) + right
+        ),
         cases,
         pads,
         pads,
@@ -108,7 +110,7 @@ def test_one_person_from_three_systems_in_any_order_is_one_customer(
     records += [shop_record(2, shop_email.strip(), erp_phone), pos_record(2)]
     order = data.draw(st.permutations(records))
     cuts = sorted(data.draw(st.sets(st.integers(1, len(order) - 1), max_size=len(order) - 1)))
-    batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)])]
+    batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
 
     engine = make_database(f"sqlite:///{tmp_path_factory.mktemp('identity')}/hub.db")
     try:
