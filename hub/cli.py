@@ -298,11 +298,14 @@ def _print_reasons(reasons: list[tuple[str, int]]) -> None:
 
 
 def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
-    table = Table("stream", "status", "read", "loaded", "rejected", "new cust.", "merges", "rec/s")
+    table = Table(box=None, header_style="bold")
+    table.add_column("stream", no_wrap=True)
+    for name in ("status", "read", "loaded", "rejected", "new cust.", "merges", "rec/s"):
+        table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True)
     for s in summary.streams:
         table.add_row(
             f"{s.connector}.{s.stream}",
-            s.status,
+            "ok" if s.status == "succeeded" else f"[red]{s.status}[/red]",
             f"{s.read:,}",
             f"{s.loaded:,}",
             f"{s.rejected:,}",

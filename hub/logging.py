@@ -36,13 +36,23 @@ class Redactor:
         return {k: REDACTED if _SECRET_KEY.search(k) else self._clean(v) for k, v in event.items()}
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time, so a live progress display can place log lines above it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "INFO", secrets: Iterable[str] = (), stream: Any = None
 ) -> None:
     """Configure structlog for this process. ``json=None`` picks JSON unless stderr is a terminal."""
-    stream = stream or sys.stderr
     if json is None:
-        json = not stream.isatty()
+        json = not (stream or sys.stderr).isatty()
+    stream = stream or _CurrentStderr()
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=True)
     structlog.configure(
         processors=[
