@@ -190,3 +190,26 @@ def test_an_out_of_date_database_is_refused_with_what_to_run(tmp_path):
     hub = Hub.load(write_project(tmp_path, [order(1, "a@x.no")]))
     with pytest.raises(SchemaOutOfDate, match="hub db upgrade"):
         SyncEngine(hub).sync()
+
+
+def test_run_finished_observers_see_the_summary_and_a_failing_one_cannot_fail_the_run(tmp_path):
+    from hub import hookimpl
+
+    seen = []
+
+    class Observer:
+        @hookimpl
+        def hub_run_finished(self, summary):
+            seen.append((summary.ok, summary.records_read))
+
+    class Broken:
+        @hookimpl
+        def hub_run_finished(self, summary):
+            raise RuntimeError("observer bug")
+
+    hub = Hub.load(write_project(tmp_path, [order(1, "a@x.no")]), plugins=[Observer(), Broken()])
+    upgrade(hub.engine)
+    summary = SyncEngine(hub).sync()
+    hub.engine.dispose()
+    assert summary.ok
+    assert seen == [(True, 1)]
