@@ -20,6 +20,7 @@ from hub.engine.load import load_batch
 from hub.engine.map import map_batch
 from hub.engine.rejects import RejectRow, save_rejects
 from hub.engine.resolve import IdentityRules, resolve_batch
+from hub.errors import ConfigError
 from hub.models import SyncRun, SyncState
 from hub.plugins import call_observers
 
@@ -92,7 +93,7 @@ class SyncEngine:
         for name in names:
             source = self.hub.connector(name)
             if not isinstance(source, Source):
-                raise ValueError(f"connector {name!r} is not a source")
+                raise ConfigError(f"connector {name!r} ({type(source).type}) is not a source: it has nothing to sync")
             for stream in source.streams():
                 results.append(self.sync_stream(name, stream))
         summary = RunSummary(streams=results, seconds=time.perf_counter() - started)
