@@ -32,14 +32,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Boolean, Date, DateTime, Engine, Float, Numeric, create_engine, event
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import JSON, TypeDecorator
 
 from hub.errors import DatabaseError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Dialect, Table
+    from sqlalchemy import ColumnElement, Connection, Dialect, Table
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
     from sqlalchemy.types import TypeEngine
@@ -51,6 +68,7 @@ __all__ = [
     "is_postgres",
     "is_sqlite",
     "make_engine",
+    "one_of",
     "select_ids",
 ]
 
@@ -462,3 +480,22 @@ def select_ids(
                 cursor.execute(sql, [list(column) for column in zip(*part, strict=True)])
                 found.update((key_list[start + ordinal - 1], id_) for ordinal, id_ in cursor.fetchall())
     return found
+
+
+# ------------------------------------------------------------------------------------------------ one_of
+
+
+def one_of(bind: _HasDialect, column: ColumnElement[Any], values: Iterable[int | str]) -> ColumnElement[bool]:
+    """``column IN values`` for integer or text values, passed as one parameter whatever their number.
+
+    SQLAlchemy's ``in_(list)`` renders and binds a placeholder per value, so a batch's thousand ids cost a
+    new statement text and a thousand bind steps on every call (and chunks, for SQLite's variable limit).
+    Here the values travel as one JSON array (SQLite, through ``json_each``) or one array (PostgreSQL,
+    ``= ANY``), so the statement is compiled and prepared once.
+    """
+    items = list(values)
+    if is_sqlite(bind):
+        array = bindparam(None, orjson.dumps(items).decode(), type_=String)
+        return column.in_(select(literal_column("value")).select_from(func.json_each(array)))
+    element_type = Integer() if all(isinstance(v, int) for v in items) else String()
+    return column == any_(bindparam(None, items, type_=ARRAY(element_type)))

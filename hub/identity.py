@@ -208,6 +208,7 @@ class Linker:
         self._customer_node: dict[int, int] = {}
         self._key_node: dict[Key, int] = {}
         self._record_node: dict[int, int] = {}
+        self._accepted: dict[tuple[Key, ...], int] = {}
 
     def _new_node(self, counts: dict[str, int], customers: list[int]) -> int:
         node = len(self._parent)
@@ -235,6 +236,13 @@ class Linker:
 
     def add(self, index: int, keys: Sequence[Key]) -> str | None:
         """Link record ``index`` by its keys, or return why it must be rejected (and link nothing)."""
+        # A record with exactly the keys of one accepted before (a receipt's lines, a customer's orders) adds
+        # nothing: its keys are all in that record's component already, so it joins it as it is.
+        same = tuple(keys)
+        earlier = self._accepted.get(same)
+        if earlier is not None:
+            self._record_node[index] = earlier
+            return None
         roots: list[int] = []
         new: list[Key] = []
         for key in keys:
@@ -268,6 +276,7 @@ class Linker:
         for root in roots:
             node = self._union(node, root)
         self._record_node[index] = node
+        self._accepted[same] = node
         return None
 
     def _over_limit(self, roots: list[int], new: list[Key]) -> str | None:

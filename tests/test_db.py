@@ -442,3 +442,19 @@ def test_select_ids_of_no_keys_is_empty(engine: Engine) -> None:
     metadata.create_all(engine)
     with engine.connect() as conn:
         assert select_ids(conn, items, ["sku"], []) == {}
+
+
+def test_one_of_matches_integer_and_text_values_passed_as_one_parameter(engine: Engine) -> None:
+    from hub.db import one_of
+
+    items = _items(MetaData())
+    items.metadata.create_all(engine)
+    keys = [f"k{i}" for i in range(3000)]
+    with engine.begin() as conn:
+        bulk_upsert(conn, items, [(k, k, 1) for k in keys], ["sku", "name", "stock"], conflict=["sku"])
+        wanted = [*keys[::7], "missing"]
+        found = conn.execute(select(items.c.sku).where(one_of(conn, items.c.sku, wanted))).scalars().all()
+        ids = conn.execute(select(items.c.id).where(items.c.sku.in_(keys[:5]))).scalars().all()
+        by_id = conn.execute(select(items.c.sku).where(one_of(conn, items.c.id, ids))).scalars().all()
+    assert sorted(found) == sorted(keys[::7])
+    assert sorted(by_id) == sorted(keys[:5])

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.db import bulk_upsert, select_ids
+from hub.db import bulk_upsert, one_of, select_ids
 from hub.engine.consent import apply_consents
 from hub.models import Cart, Event, Order, OrderLine, Product, ProductRelation, Store
 from hub.records import Mapped
@@ -29,6 +29,9 @@ _KEYED: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "event": (Event.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
 }
 _WITH_CUSTOMER = {"order", "cart", "event"}
+_order: sa.Table = Order.__table__  # type: ignore[attr-defined]
+_order_line: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
+_FALSE_WHEN_MISSING = ("is_return", "is_accessory")  # NOT NULL flags: a missing one is false
 _LINE_COLUMNS = ("order_id", "line_no", "sku", "quantity", "unit_price", "discount", "line_total")
 
 
@@ -58,16 +61,21 @@ def load_batch(
         for entity, rows in record.rows.items():
             if entity == "customer":
                 continue
-            bucket = by_entity.setdefault(entity, [])
-            bucket.extend((i, row) for row in rows)
+            bucket = by_entity.get(entity)
+            if bucket is None:
+                bucket = by_entity[entity] = []
+            if len(rows) == 1:
+                bucket.append((i, rows[0]))
+            else:
+                bucket.extend([(i, row) for row in rows])
 
     for entity in ("store", "product", "product_relation", "order", "cart", "event"):
         items = by_entity.get(entity)
         if items:
             result.rows[entity] = _upsert_entity(conn, entity, items, customer_ids, source=source, now=now)
     if lines := by_entity.get("order_line"):
-        result.rows["order_line"] = _upsert_lines(conn, lines, source=source, result=result)
-        _total_orders_from_lines(conn, by_entity.get("order", []), source=source)
+        result.rows["order_line"], order_ids = _upsert_lines(conn, lines, source=source, result=result)
+        _total_orders_from_lines(conn, by_entity.get("order", []), order_ids, source=source)
     if consents := by_entity.get("consent"):
         # A consent on an anonymous record (a guest checkout) has nobody to belong to: it is not kept.
         owners = [i for i, _ in consents if customer_ids[i] is not None]
@@ -91,79 +99,90 @@ def _upsert_entity(
 ) -> int:
     table, key = _KEYED[entity]
     columns = [c.name for c in table.columns if c.name != "id"]
-    has_source = "source" in columns
-    has_loaded_at = "loaded_at" in columns
-    latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for i, row in items:
-        values = dict(row)
-        if has_source:
-            values["source"] = source
-        if has_loaded_at:
-            values["loaded_at"] = now
-        if entity in _WITH_CUSTOMER:
-            values["customer_id"] = customer_ids[i]
-        for name in ("is_return", "is_accessory"):
-            if name in columns and values.get(name) is None:
-                values[name] = False
-        # The same key may repeat inside a batch (one POS row per receipt line): the last one wins, as in the source.
-        latest[tuple(values.get(k) for k in key)] = tuple(values.get(c) for c in columns)
-    update = [c for c in columns if c not in key]
-    bulk_upsert(conn, table, list(latest.values()), columns, conflict=key, update=update, where_changed=True)
-    return len(latest)
+    # The same key may repeat inside a batch (one POS row per receipt line): the last one wins, as in the
+    # source, at the position of the first. ``source`` is the same for every row, so it is left out of the key.
+    fields = [k for k in key if k != "source"]
+    latest: dict[Any, tuple[int, dict[str, Any]]] = {}
+    if len(fields) == 1:
+        (name,) = fields
+        for item in items:
+            latest[item[1].get(name)] = item
+    else:
+        for item in items:
+            latest[tuple(map(item[1].get, fields))] = item
+    # Rows are built as tuples straight from the mapped dicts: the loader's own columns go last.
+    injected = {"source": source, "loaded_at": now}
+    own = [c for c in ("source", "loaded_at") if c in columns]
+    with_customer = entity in _WITH_CUSTOMER
+    flags = [c for c in _FALSE_WHEN_MISSING if c in columns]
+    plain = [c for c in columns if c not in own and c not in flags and c != "customer_id"]
+    tail = tuple(injected[c] for c in own)
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for i, row in latest.values():
+        get = row.get
+        built = (*map(get, plain), customer_ids[i]) if with_customer else tuple(map(get, plain))
+        for flag in flags:
+            value = get(flag)
+            built = (*built, False if value is None else value)
+        append(built + tail)
+    names = [*plain, *(["customer_id"] if with_customer else []), *flags, *own]
+    update = [c for c in names if c not in key]
+    bulk_upsert(conn, table, rows, names, conflict=key, update=update, where_changed=True)
+    return len(rows)
 
 
 def _upsert_lines(
     conn: sa.Connection, items: list[tuple[int, dict[str, Any]]], *, source: str, result: LoadResult
-) -> int:
-    order_keys = {(source, row["order_external_id"]) for _, row in items}
-    ids = select_ids(conn, Order.__table__, ("source", "external_id"), order_keys)  # type: ignore[attr-defined]
+) -> tuple[int, dict[str, int]]:
+    """Upsert order lines under their orders' ids; returns the count and the ids (external id -> order id)."""
+    externals = {row["order_external_id"] for _, row in items}
+    found = select_ids(conn, _order, ("source", "external_id"), [(source, external) for external in externals])
+    ids = {key[1]: order_id for key, order_id in found.items()}
     latest: dict[tuple[int, int], tuple[Any, ...]] = {}
     for i, row in items:
-        order_id = ids.get((source, row["order_external_id"]))
+        external = row["order_external_id"]
+        order_id = ids.get(external)
         if order_id is None:
-            result.rejected.setdefault(i, []).append(
-                f"order_line: order {row['order_external_id']!r} of {source!r} is not loaded"
-            )
+            result.rejected.setdefault(i, []).append(f"order_line: order {external!r} of {source!r} is not loaded")
             continue
+        get = row.get
         quantity: Decimal = row["quantity"]
-        line_total = row.get("line_total")
-        if line_total is None and row.get("unit_price") is not None:
-            line_total = quantity * row["unit_price"] - (row.get("discount") or 0)
-        latest[(order_id, row["line_no"])] = (
-            order_id,
-            row["line_no"],
-            row.get("sku"),
-            quantity,
-            row.get("unit_price"),
-            row.get("discount"),
-            line_total,
-        )
-    table = OrderLine.__table__  # type: ignore[attr-defined]
+        unit_price = get("unit_price")
+        discount = get("discount")
+        line_total = get("line_total")
+        if line_total is None and unit_price is not None:
+            line_total = quantity * unit_price - (discount or 0)
+        line_no = row["line_no"]
+        latest[(order_id, line_no)] = (order_id, line_no, get("sku"), quantity, unit_price, discount, line_total)
     bulk_upsert(
         conn,
-        table,
+        _order_line,
         list(latest.values()),
         _LINE_COLUMNS,
         conflict=("order_id", "line_no"),
         where_changed=True,
     )
-    return len(latest)
+    return len(latest), ids
 
 
-def _total_orders_from_lines(conn: sa.Connection, orders: list[tuple[int, dict[str, Any]]], *, source: str) -> None:
-    """Orders whose source gave no total (a POS receipt is just its lines) get the sum of their lines."""
-    missing = sorted({row["external_id"] for _, row in orders if row.get("total") is None})
+def _total_orders_from_lines(
+    conn: sa.Connection, orders: list[tuple[int, dict[str, Any]]], ids: dict[str, int], *, source: str
+) -> None:
+    """Orders whose source gave no total (a POS receipt is just its lines) get the sum of their lines.
+
+    ``ids`` holds the order ids the lines were loaded under; an order without lines in this batch is looked up.
+    """
+    missing = {row["external_id"] for _, row in orders if row.get("total") is None}
     if not missing:
         return
-    order = Order.__table__  # type: ignore[attr-defined]
-    line = OrderLine.__table__  # type: ignore[attr-defined]
+    order_ids = [ids[external] for external in missing if external in ids]
+    unknown = [(source, external) for external in missing if external not in ids]
+    if unknown:
+        order_ids.extend(select_ids(conn, _order, ("source", "external_id"), unknown).values())
     line_sum = (
-        sa.select(sa.func.coalesce(sa.func.sum(line.c.line_total), 0))
-        .where(line.c.order_id == order.c.id)
+        sa.select(sa.func.coalesce(sa.func.sum(_order_line.c.line_total), 0))
+        .where(_order_line.c.order_id == _order.c.id)
         .scalar_subquery()
     )
-    for start in range(0, len(missing), 500):
-        chunk = missing[start : start + 500]
-        conn.execute(
-            order.update().where(order.c.source == source, order.c.external_id.in_(chunk)).values(total=line_sum)
-        )
+    conn.execute(_order.update().where(one_of(conn, _order.c.id, sorted(order_ids))).values(total=line_sum))

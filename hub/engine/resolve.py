@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.db import bulk_upsert, is_postgres, select_ids
+from hub.db import bulk_upsert, is_postgres, one_of, select_ids
 from hub.engine.consent import merge_consents
 from hub.errors import DatabaseError
 from hub.identity import Component, Key, KeyReader, Linker
@@ -69,7 +69,6 @@ _IS_B2B = _STATE_COLUMNS.index("is_b2b")
 _WRITE_COLUMNS = ("id", *_STATE_COLUMNS, "updated_at")
 _IDENTITY_COLUMNS = ("customer_id", "kind", "system", "value", "source", "first_seen_at")
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-_CHUNK = 5000
 
 
 @dataclass
@@ -306,13 +305,12 @@ def _load_customers(conn: sa.Connection, owners: dict[Key, int]) -> dict[int, _K
     while wanted:
         ids = sorted(wanted)
         asked.update(ids)
-        for start in range(0, len(ids), _CHUNK):
-            query = sa.select(*columns).where(_customer.c.id.in_(ids[start : start + _CHUNK]))
-            for customer_id, into, updated_at, *state in conn.execute(query):
-                if into is None:
-                    known[customer_id] = _Known(state, updated_at)
-                else:
-                    merged_into[customer_id] = into
+        query = sa.select(*columns).where(one_of(conn, _customer.c.id, ids))
+        for customer_id, into, updated_at, *state in conn.execute(query):
+            if into is None:
+                known[customer_id] = _Known(state, updated_at)
+            else:
+                merged_into[customer_id] = into
         wanted = set(merged_into.values()) - asked
     if merged_into:
         for key, owner in owners.items():
@@ -331,14 +329,15 @@ def _load_customers(conn: sa.Connection, owners: dict[Key, int]) -> dict[int, _K
 def _identity_counts(conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, int]]:
     """How many keys of each kind the known customers hold, for the limits per kind."""
     counts: dict[int, dict[str, int]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        query = (
-            sa.select(_identity.c.customer_id, _identity.c.kind, sa.func.count())
-            .where(_identity.c.customer_id.in_(ids[start : start + _CHUNK]))
-            .group_by(_identity.c.customer_id, _identity.c.kind)
-        )
-        for customer_id, kind, n in conn.execute(query):
-            counts.setdefault(customer_id, {})[kind] = n
+    if not ids:
+        return counts
+    query = (
+        sa.select(_identity.c.customer_id, _identity.c.kind, sa.func.count())
+        .where(one_of(conn, _identity.c.customer_id, ids))
+        .group_by(_identity.c.customer_id, _identity.c.kind)
+    )
+    for customer_id, kind, n in conn.execute(query):
+        counts.setdefault(customer_id, {})[kind] = n
     return counts
 
 

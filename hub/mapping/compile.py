@@ -15,15 +15,12 @@ from typing import Any
 
 from hub._yaml import Loc, LocatedYaml, load_located
 from hub.errors import ConfigError, ConfigIssue, MappingError, RecordError
+from hub.mapping.blocks import BlockField, BlockRunner, Rows, each_runner, single_runner
 from hub.mapping.coerce import zone
 from hub.mapping.fields import CompileContext, CompiledField, TransformFactory, compile_field
 from hub.mapping.paths import parse_template
-from hub.mapping.pipeline import FieldGetter, is_missing
 from hub.mapping.spec import EntitySpec, ParsedBlock, parse_mapping
 from hub.records import ENTITY_FIELDS, FIELD_TYPES, IDENTITY_KEYS, Mapped, RejectedRecord
-
-Rows = dict[str, list[dict[str, Any]]]
-BlockRunner = Callable[[dict[str, Any], Rows, list[str]], None]
 
 _NO_IDENTITY = f"customer: no identity key ({', '.join(IDENTITY_KEYS)})"
 
@@ -220,6 +217,10 @@ def _check_block(ctx: CompileContext, loc: Loc, spec: EntitySpec, block: ParsedB
         ctx.report((*loc, "optional"), "`optional` applies to customer blocks only")
 
 
+def _block_fields(fields: tuple[CompiledField, ...]) -> tuple[BlockField, ...]:
+    return tuple(BlockField(f.name, f.get, f.inline) for f in fields)
+
+
 def _single_runner(
     entity: str,
     fields: tuple[CompiledField, ...],
@@ -229,48 +230,10 @@ def _single_runner(
     optional: bool,
 ) -> BlockRunner:
     """A block that emits at most one row per record."""
-    getters = tuple((f.name, f.get) for f in fields)
     labels = tuple(f"{entity}.{f.name} ({f.label})" for f in fields)
-    is_customer = entity == "customer"
-
-    def run(raw: dict[str, Any], rows: Rows, errors: list[str]) -> None:
-        if when is not None and is_missing(when(raw)):
-            return
-        row: dict[str, Any] = {}
-        try:
-            for name, get in getters:
-                row[name] = get(raw, raw, 0)
-        except ValueError:
-            errors.extend(_field_errors(getters, labels, raw, raw, 0))
-            return
-        if is_customer and all(row[name] is None for name in identity):
-            if not optional:
-                errors.append(_NO_IDENTITY)
-            return
-        existing = rows.get(entity)
-        if existing is None:
-            rows[entity] = [row]
-        else:
-            existing.append(row)
-
-    return run
-
-
-def _field_errors(
-    getters: tuple[tuple[str, FieldGetter], ...],
-    labels: tuple[str, ...],
-    raw: dict[str, Any],
-    element: Any,
-    index: int,
-) -> list[str]:
-    """Every field error of a row that failed: the fast path stops at the first, a reject lists them all."""
-    errors = []
-    for (_, get), label in zip(getters, labels, strict=True):
-        try:
-            get(raw, element, index)
-        except ValueError as exc:
-            errors.append(f"{label}: {exc}")
-    return errors
+    return single_runner(
+        entity, _block_fields(fields), labels, when, identity, optional=optional, no_identity=_NO_IDENTITY
+    )
 
 
 def _each_runner(
@@ -282,35 +245,12 @@ def _each_runner(
     when_root: bool,
 ) -> BlockRunner:
     """A block that emits one row per element of the list at ``each``."""
-    getters = tuple((f.name, f.get) for f in fields)
     where = tuple(f"{each_text}[{{index}}].{f.label}" if f.relative else f.label for f in fields)
 
-    def run(raw: dict[str, Any], rows: Rows, errors: list[str]) -> None:
-        elements = each(raw)
-        if elements is None:
-            return
-        if not isinstance(elements, list):
-            errors.append(f"{entity} ({each_text}): expected a list, got {type(elements).__name__}")
-            return
-        if when is not None and when_root and is_missing(when(raw)):
-            return
-        out = rows.get(entity)
-        for index, element in enumerate(elements):
-            if when is not None and not when_root and is_missing(when(element)):
-                continue
-            row: dict[str, Any] = {}
-            try:
-                for name, get in getters:
-                    row[name] = get(raw, element, index)
-            except ValueError:
-                labels = tuple(
-                    f"{entity}[{index}].{name} ({w.replace('{index}', str(index))})"
-                    for (name, _), w in zip(getters, where, strict=True)
-                )
-                errors.extend(_field_errors(getters, labels, raw, element, index))
-                continue
-            if out is None:
-                out = rows[entity] = []
-            out.append(row)
+    def labels(index: int) -> tuple[str, ...]:
+        return tuple(
+            f"{entity}[{index}].{f.name} ({w.replace('{index}', str(index))})"
+            for f, w in zip(fields, where, strict=True)
+        )
 
-    return run
+    return each_runner(entity, _block_fields(fields), labels, each, each_text, when, when_root)

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub._yaml import Loc, LocatedYaml
 from hub.errors import ConfigIssue
+from hub.mapping.blocks import Inline
 from hub.mapping.coerce import Converter, make_converter, zone
 from hub.mapping.paths import Path, parse_path
 from hub.mapping.pipeline import FieldGetter, Pipeline, Transform, is_missing
@@ -58,12 +59,16 @@ class CompileContext:
 
 @dataclass(frozen=True, slots=True)
 class CompiledField:
-    """A field ready to run. ``label`` is the raw path for messages; ``relative``: it reads the element."""
+    """A field ready to run. ``label`` is the raw path for messages; ``relative``: it reads the element.
+
+    ``inline`` describes its common case for the generated block runner (:mod:`hub.mapping.blocks`).
+    """
 
     name: str
     get: FieldGetter
     label: str
     relative: bool
+    inline: Inline | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,9 @@ class _Source:
     label: str
     relative: bool = False
     root_key: str | None = None
+    keys: tuple[str, ...] | None = None  # a path of plain keys, read from the record when from_root
+    from_root: bool = True
+    is_index: bool = False
 
 
 def compile_field(
@@ -102,8 +110,23 @@ def compile_field(
         except ValueError as exc:
             ctx.report((*loc, "value"), str(exc))
             return None
-        return CompiledField(name, lambda root, element, index: constant, source.label, source.relative)
-    return CompiledField(name, pipeline.closure(source.get, source.root_key), source.label, source.relative)
+        inline = Inline(constant=True, value=constant)
+        return CompiledField(name, lambda root, element, index: constant, source.label, source.relative, inline)
+    inline = None
+    if source.keys or source.is_index:
+        missing_known = spec.has_default or not (required or spec.required)
+        inline = Inline(
+            keys=source.keys or (),
+            from_root=source.from_root,
+            index=source.is_index,
+            transforms=tuple(transform for _, transform in transforms),
+            type=spec.type,
+            convert=convert,
+            default=default if spec.has_default else None,
+            has_default=missing_known,
+        )
+    get = pipeline.closure(source.get, source.root_key)
+    return CompiledField(name, get, source.label, source.relative, inline)
 
 
 def _source(ctx: CompileContext, loc: Loc, spec: FieldSpec, *, in_each: bool) -> _Source | None:
@@ -125,6 +148,9 @@ def _source(ctx: CompileContext, loc: Loc, spec: FieldSpec, *, in_each: bool) ->
             label=path.text,
             relative=not from_root and not path.is_index,
             root_key=path.single_key if from_root else None,
+            keys=path.keys,
+            from_root=from_root,
+            is_index=path.is_index,
         )
     assert spec.paths is not None
     paths = [ctx.path((*loc, "paths", i), text, element=in_each, index=in_each) for i, text in enumerate(spec.paths)]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Getter = Callable[[Any], Any]
+Renderer = Callable[[dict[str, Any]], str | None]
 
 INDEX_PATH = "$index"
 ROOT_PREFIX = "$."
@@ -53,6 +54,13 @@ class Path:
         """The key when the path is one plain key, so callers can inline ``dict.get``."""
         if len(self.steps) == 1 and self.steps[0][0] == "key":
             return str(self.steps[0][1])
+        return None
+
+    @property
+    def keys(self) -> tuple[str, ...] | None:
+        """The keys when the path is only plain keys (``a.b.c``), so callers can inline the look-ups."""
+        if self.steps and all(kind == "key" for kind, _ in self.steps):
+            return tuple(str(key) for _, key in self.steps)
         return None
 
     def getter(self) -> Getter:
@@ -234,7 +242,35 @@ class Template:
                 out.append(value if value.__class__ is str else _render_scalar(value))
             return "".join(out) if found else None
 
+        if all(isinstance(p, str) or p.single_key is not None for p in self.parts):
+            return _concat_keys(self.parts, render)
         return render
+
+
+def _concat_keys(parts: tuple[str | Path, ...], render: Callable[[dict[str, Any]], str | None]) -> Renderer:
+    """A template of plain keys as one generated concatenation for the common case, every key present as
+    non-empty text; any other record goes to ``render``. Only indices appear in the source."""
+    namespace: dict[str, Any] = {"render": render}
+    reads, checks, terms = [], [], []
+    for i, part in enumerate(parts):
+        namespace[f"p{i}"] = part if isinstance(part, str) else part.single_key
+        if isinstance(part, str):
+            terms.append(f"p{i}")
+        else:
+            reads.append(f"    v{i} = raw.get(p{i})")
+            checks.append(f"v{i}.__class__ is str and v{i}")
+            terms.append(f"v{i}")
+    source = "\n".join(
+        [
+            "def render_keys(raw):",
+            *reads,
+            f"    if {' and '.join(checks)}:",
+            f"        return {' + '.join(terms)}",
+            "    return render(raw)",
+        ]
+    )
+    exec(source + "\n", namespace)
+    return namespace["render_keys"]  # type: ignore[no-any-return]
 
 
 def _render_scalar(value: Any) -> str:

@@ -12,13 +12,14 @@ Text transforms accept numbers too (JSON sources give ints) and write them as te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 Transform = Callable[[Any], Any]
 Factory = Callable[..., Transform]
@@ -28,6 +29,8 @@ _UNSET: Any = object()
 
 #: Parsed e-mails and phones are cached per transform: the same customer's keys repeat on every order they place.
 _CACHE_SIZE = 1 << 15
+#: E-mail length limits in characters (ASCII): the whole address, the mailbox (strict mode), the domain.
+_EMAIL_MAX, _MAILBOX_MAX, _DOMAIN_MAX = 254, 64, 253
 
 
 def _short(value: Any) -> str:
@@ -81,7 +84,12 @@ def title() -> Transform:
 
 def email() -> Transform:
     """Normalise an e-mail address (trimmed, lower case) and reject one that is not valid. No DNS look-up:
-    mapping must not depend on the network, and deliverability is the ESP's business."""
+    mapping must not depend on the network, and deliverability is the ESP's business.
+
+    Most addresses are plain ASCII (``ola.nordmann+shop@example.no``): :func:`_plain_email` accepts those
+    in about a microsecond, and only the rest go through email_validator (~100 µs each), cached.
+    """
+    special = tuple("." + name for name in SPECIAL_USE_DOMAIN_NAMES)
 
     @lru_cache(maxsize=_CACHE_SIZE)
     def normalise(text: str) -> str:
@@ -93,9 +101,33 @@ def email() -> Transform:
     def apply(value: Any) -> Any:
         if value is None:
             return None
-        return normalise(_text(value).strip().lower())
+        text = _text(value).strip().lower()
+        return text if _plain_email(text, special) else normalise(text)
 
     return apply
+
+
+#: A lower-case ASCII address that email_validator accepts unchanged: a dot-atom mailbox of common characters,
+#: and host labels of letters, digits and inner hyphens under an alphabetic top-level domain.
+_PLAIN_EMAIL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def _plain_email(text: str, special: tuple[str, ...]) -> bool:
+    """True when ``text`` is certainly valid and already normalised, so email_validator would return it as is.
+
+    Conservative on purpose: anything it does not vouch for (other characters, a ``--`` such as Punycode's
+    ``xn--``, a special-use domain such as ``.local``, the length limits, including the mailbox's 64 of
+    strict mode) is left to email_validator, which decides and words the error.
+    """
+    if len(text) > _EMAIL_MAX or _PLAIN_EMAIL.fullmatch(text) is None:
+        return False
+    mailbox, _, domain = text.partition("@")
+    return (
+        len(mailbox) <= _MAILBOX_MAX
+        and len(domain) <= _DOMAIN_MAX
+        and "--" not in domain
+        and not domain.endswith(special)
+    )
 
 
 def e164(region: str | bool | None = None) -> Transform:
