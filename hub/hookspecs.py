@@ -50,6 +50,8 @@ def hub_transforms() -> dict[str, Callable[..., Any]]:
     the YAML (``{e164: {region: NO}}`` calls ``factory(region="NO")``; a bare ``lower`` calls ``factory()``) and
     returns a function of one value. The function raises ``ValueError`` with a short reason to reject the record.
     ``None`` passes through a transform untouched unless the transform is about ``None`` (e.g. ``default``).
+    A transform may be called more than once for one record (a failing record is re-run to collect every field
+    error), so it must be a pure function of its value: no side effects, no I/O.
 
     :returns: a dict of transform name to factory. A name registered twice is an error naming both plugins.
     """
