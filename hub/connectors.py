@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict
+
+from hub.delivery.outcomes import Guarantee, Outcome
 
 Role = Literal["source", "destination", "recommender"]
 
@@ -102,3 +105,92 @@ class Source(Connector):
         idempotent), but none that follow it may be skipped. Each batch's cursor must be enough to resume after it.
         """
         raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """How a destination handles one message kind.
+
+    ``batch_size`` is how many messages one request carries (1 for per-row APIs). ``guarantee`` is what happens
+    when a request's outcome is unknown (sent, no answer): ``at_least_once`` retries (safe when the remote API
+    de-duplicates, or when the plugin checks before re-sending), ``at_most_once`` parks the message for review.
+    Users may override both in ``connectors.<name>.delivery``. ``why`` documents the choice for ``hub plugins``.
+    """
+
+    batch_size: int = 1
+    guarantee: Guarantee = "at_least_once"
+    why: str = ""
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One outbox row as a destination sees it when sending.
+
+    ``remote_ref`` is the destination's own id for the customer, when a previous delivery learnt it.
+    ``uncertain`` is True when an earlier attempt's outcome is unknown: check whether it landed before
+    re-sending anything that is not idempotent (e.g. look the contact up before creating it).
+    """
+
+    id: int
+    kind: str
+    customer_id: int | None
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int = 0
+    remote_ref: str | None = None
+    uncertain: bool = False
+
+
+class Destination(Connector):
+    """A connector that receives messages from the outbox.
+
+    The core owns the outbox, retries, dead letters, rate and concurrency limits; a destination only turns a
+    batch of messages into requests and says, per message, what happened (:class:`hub.delivery.outcomes.Outcome`).
+    ``self.http`` is an ``httpx.Client`` built by the core from :meth:`client_options`, with pooled connections,
+    explicit timeouts and the destination's adaptive rate limit applied to every request.
+    """
+
+    roles: ClassVar[tuple[Role, ...]] = ("destination",)
+    kinds: ClassVar[Mapping[str, KindSpec]] = {}
+
+    def __init__(self, settings: ConnectorSettings, context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self._http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            raise RuntimeError(f"{self.name}: no HTTP client bound; the core binds one when it builds the connector")
+        return self._http
+
+    def bind_http(self, client: httpx.Client) -> None:
+        """Called by the core once, with the client every request of this destination must go through."""
+        self._http = client
+
+    def client_options(self) -> ClientOptions:
+        """Base URL and headers (credentials included) for ``self.http``."""
+        raise NotImplementedError
+
+    def prepare(self, kind: str, view: dict[str, Any]) -> dict[str, Any]:
+        """Turn the unified view of a record (after the outbound mapping) into the payload kept in the outbox.
+
+        Called when a message is enqueued (and again when a dead letter is replayed), never while sending.
+        Raise :class:`hub.delivery.outcomes.InvalidMessage` when it can never be sent (e.g. no identifier).
+        """
+        return view
+
+    def send(self, kind: str, batch: list[Outgoing]) -> list[Outcome]:
+        """Send ``batch`` (at most the kind's ``batch_size`` messages); return one outcome per message, in order.
+
+        Exceptions are not outcomes: an exception escaping ``send`` is treated as ``unknown`` for every message
+        of the batch. Use :meth:`Outcome.from_response` and :meth:`Outcome.from_error` to classify HTTP results.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """What the core needs to build a destination's HTTP client."""
+
+    base_url: str
+    headers: Mapping[str, str] = field(default_factory=dict)

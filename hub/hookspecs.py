@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from hub.connectors import Connector
     from hub.engine.run import RunSummary
+    from hub.sandbox import Emulator
 
 hookspec = pluggy.HookspecMarker("hub")
 
@@ -92,4 +93,20 @@ def hub_run_finished(summary: RunSummary) -> None:
     logged with its plugin's name and never fails the run.
 
     :param summary: the run's figures; read-only.
+    """
+
+
+# --- delivery --------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def hub_emulators() -> list[Emulator]:
+    """Return emulators of the remote APIs this plugin's connector types talk to.
+
+    Called: by ``hub sandbox`` (which serves every installed emulator on 127.0.0.1), by ``make demo`` and by the
+    tests, which talk to the same emulators over real loopback HTTP. An emulator is faithful to the real API
+    (paths, fields, validation, error bodies, status codes, auth headers), keeps its state in memory, and can
+    inject faults; see :class:`hub.sandbox.Emulator`.
+
+    :returns: a list of :class:`hub.sandbox.Emulator` descriptions.
     """

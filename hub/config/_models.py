@@ -275,6 +275,32 @@ class Schedule(BaseModel):
         return self
 
 
+_Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_every),
+    WithJsonSchema({"type": "string", "pattern": _EVERY.pattern, "examples": ["1s", "30s", "10m"]}),
+]
+_Kind = Literal["contact_upsert", "contact_delete", "order", "segment_membership", "trigger", "product"]
+
+
+class DeliveryConfig(BaseModel):
+    """How the outbox delivers to one destination connector. Every key has a default; the plugin's own
+    per-kind defaults (batch size, guarantee) apply unless overridden here."""
+
+    model_config = _BLOCK
+
+    rate_limit: float | None = Field(default=None, gt=0, description="requests per second; the plugin's default")
+    concurrency: PositiveInt = 4
+    batch_size: dict[_Kind, PositiveInt] = {}
+    guarantee: dict[_Kind, Literal["at_least_once", "at_most_once"]] = {}
+    max_attempts: PositiveInt = 10
+    attempts_per_pass: PositiveInt = 4
+    backoff_initial: _Duration = timedelta(seconds=1)
+    backoff_max: _Duration = timedelta(minutes=10)
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+
+
 class ConnectorConfig(BaseModel):
     """One entry under ``connectors:``; ``settings`` is an instance of its type's own Settings model."""
 
@@ -291,6 +317,7 @@ class ConnectorConfig(BaseModel):
         WithJsonSchema({"type": "object"}),
     ] = Field(default_factory=dict, validate_default=True)
     schedule: Schedule | None = None
+    delivery: DeliveryConfig = DeliveryConfig()
     enabled: bool = True
 
     def mapping_for(self, stream: str) -> Path | None:

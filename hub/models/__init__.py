@@ -2,6 +2,7 @@
 
 from hub.models.commerce import Cart, Order, OrderLine, Product, ProductRelation, Store
 from hub.models.customer import Consent, ConsentEvent, Customer, CustomerMerge, Identity
+from hub.models.delivery import DestinationState, Message, OutboundState, OutboxAudit
 from hub.models.engagement import Event
 from hub.models.runs import Reject, SyncRun, SyncState
 
@@ -11,10 +12,14 @@ __all__ = [
     "ConsentEvent",
     "Customer",
     "CustomerMerge",
+    "DestinationState",
     "Event",
     "Identity",
+    "Message",
     "Order",
     "OrderLine",
+    "OutboundState",
+    "OutboxAudit",
     "Product",
     "ProductRelation",
     "Reject",

@@ -1,0 +1,1 @@
+"""Delivery: the outbox, change detection, the dispatcher and its error taxonomy."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: the Voyado Engage destination and its emulator."""
