@@ -58,7 +58,9 @@ class OutboundState(SQLModel, table=True):
     """Per destination and customer: the hash of the last payload enqueued, and the id the destination gave it.
 
     Change detection compares a freshly built payload with ``payload_hash``; only a difference enqueues a
-    ``contact_upsert``. ``remote_id`` (e.g. Voyado's contactId) lets later updates skip the lookup.
+    ``contact_upsert``. ``version`` counts the upserts enqueued and is part of their idempotency key
+    (a customer changing A -> B -> A must be sent three times). ``remote_id`` (e.g. Voyado's contactId) lets later
+    updates skip the lookup.
     """
 
     __tablename__ = "outbound_state"
@@ -66,6 +68,7 @@ class OutboundState(SQLModel, table=True):
     destination: str = Field(primary_key=True)
     customer_id: int = Field(primary_key=True)
     payload_hash: str | None = None
+    version: int = 0
     remote_id: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 22:04:05.227457
+Create Date: 2026-11-24
 """
 
 from alembic import op
@@ -58,6 +58,7 @@ def upgrade() -> None:
     sa.Column('destination', sa.String(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('payload_hash', sa.String(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('remote_id', sa.String(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('destination', 'customer_id')
