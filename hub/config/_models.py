@@ -297,8 +297,15 @@ class DeliveryConfig(BaseModel):
     attempts_per_pass: PositiveInt = 4
     backoff_initial: _Duration = timedelta(seconds=1)
     backoff_max: _Duration = timedelta(minutes=10)
-    connect_timeout: float = Field(default=5.0, gt=0)
-    read_timeout: float = Field(default=30.0, gt=0)
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
+    read_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for each chunk of the response")
+    write_timeout: float = Field(default=30.0, gt=0, description="seconds to send each chunk of the request")
+    pool_timeout: float = Field(default=60.0, gt=0, description="seconds to wait for a free pooled connection")
+    lease: _Duration = Field(
+        default=timedelta(minutes=10),
+        description="how long a claimed row may stay in flight before another pass treats it as stale",
+    )
+    claim_size: PositiveInt = Field(default=500, description="rows claimed per database round-trip")
 
 
 class ConnectorConfig(BaseModel):

@@ -31,6 +31,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         Index("ix_message_due", "destination", "status", "next_attempt_at"),
         Index("ix_message_customer", "destination", "customer_id", "status"),
+        # The dispatcher claims one kind at a time, oldest due first: an ordered index scan with LIMIT.
+        Index("ix_message_claim", "destination", "status", "kind", "next_attempt_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

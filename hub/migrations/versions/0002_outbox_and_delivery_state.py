@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key')
     )
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index('ix_message_claim', ['destination', 'status', 'kind', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_message_customer', ['destination', 'customer_id', 'status'], unique=False)
         batch_op.create_index('ix_message_due', ['destination', 'status', 'next_attempt_at'], unique=False)
 
@@ -89,6 +90,7 @@ def downgrade() -> None:
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.drop_index('ix_message_due')
         batch_op.drop_index('ix_message_customer')
+        batch_op.drop_index('ix_message_claim')
 
     op.drop_table('message')
     op.drop_table('destination_state')
