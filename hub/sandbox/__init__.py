@@ -1,23 +1,13 @@
-"""Emulators of remote APIs, served on 127.0.0.1 for ``hub sandbox``, the demo and the tests."""
+"""Emulators of remote APIs, served on 127.0.0.1 for ``hub sandbox``, the demo and the tests.
 
-from __future__ import annotations
+A plugin describes its emulator with :class:`Emulator` (from ``hub_emulators``); :func:`emulators` collects them
+by name; :func:`build_app` wraps a fresh app in a :class:`FaultInjector`; :func:`serve` runs it on loopback.
+``hub.sandbox.command`` holds the ``hub sandbox`` command and :func:`~hub.sandbox.command.start_sandbox`.
+"""
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from hub.sandbox._emulator import Emulator
+from hub.sandbox.faults import FaultInjector, Faults
+from hub.sandbox.registry import build_app, emulators
+from hub.sandbox.server import serve
 
-
-@dataclass(frozen=True, slots=True)
-class Emulator:
-    """An emulator a plugin provides: ``app()`` builds a fresh ASGI app with its own in-memory state.
-
-    ``settings(base_url)`` returns the connector settings that point a configuration at the emulator.
-    """
-
-    name: str
-    connector_type: str
-    app: Callable[[], Any]
-    settings: Callable[[str], dict[str, Any]]
-    default_port: int = 0
-    description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Emulator", "FaultInjector", "Faults", "build_app", "emulators", "serve"]
