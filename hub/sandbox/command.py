@@ -6,6 +6,7 @@ Typer command, a thin wrapper that prints :func:`print_sandbox` and waits for Ct
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
@@ -121,6 +122,7 @@ def start_sandbox(
         for name in wanted:
             emulator = available[name]
             port = ports.get(name, emulator.default_port)
+            _check_free(name, host, port)
             injector = build_app(emulator, faults.model_copy(deep=True) if faults else None)
             try:
                 url = stack.enter_context(serve(injector, host=host, port=port))
@@ -131,6 +133,18 @@ def start_sandbox(
         stack.close()
         raise
     return Sandbox(stack, running)
+
+
+def _check_free(name: str, host: str, port: int) -> None:
+    """Fail early, in plain words, rather than let uvicorn log a bind error from its thread."""
+    if not port:
+        return
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise SandboxError(f"emulator {name!r} cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def print_sandbox(sandbox: Sandbox, console: Console) -> None:
@@ -189,8 +203,8 @@ def run_sandbox(
     stop = stop or threading.Event()
     with start_sandbox(pm, ports=ports, host=host, faults=faults, only=only) as running:
         print_sandbox(running, console)
-        console.print("serving; press Ctrl-C to stop", style="dim")
         try:
+            console.print("serving; press Ctrl-C to stop", style="dim")
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:

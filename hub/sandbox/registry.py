@@ -16,7 +16,7 @@ def emulators(pm: pluggy.PluginManager) -> dict[str, Emulator]:
     plugins), like the other registries.
     """
     found: dict[str, tuple[Emulator, str]] = {}
-    for impl in reversed(pm.hook.hub_emulators.get_hookimpls()):  # pluggy lists the last registered first
+    for impl in pm.hook.hub_emulators.get_hookimpls():  # registration order (calls would run in reverse)
         owner = pm.get_name(impl.plugin) or impl.plugin_name
         for emulator in impl.function() or []:
             if not isinstance(emulator, Emulator):

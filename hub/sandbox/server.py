@@ -27,12 +27,21 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: 
     port = port or _free_port(host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"emulator:{port}", daemon=True)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # uvicorn exits (SystemExit) when it cannot bind: report it, not the thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"emulator:{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"emulator did not start on {host}:{port}")
+            server.should_exit = True
+            raise RuntimeError(f"emulator did not start on {host}:{port}") from (failure[0] if failure else None)
         time.sleep(0.01)
     try:
         yield f"http://{host}:{port}"
