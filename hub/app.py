@@ -15,7 +15,7 @@ from pydantic import BaseModel, SecretStr
 from hub import plugins as plugin_registry
 from hub._yaml import load_located
 from hub.config import HubConfig, config_path, load_config
-from hub.connectors import Connector, ConnectorContext, Source
+from hub.connectors import Connector, ConnectorContext, Destination, Source
 from hub.db import make_engine
 from hub.errors import ConfigError, ConfigIssue, MappingError
 from hub.mapping import CompiledMapping, load_mapping
@@ -40,6 +40,7 @@ class Hub:
     pm: pluggy.PluginManager
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _mappings: dict[tuple[str, str], CompiledMapping] = field(default_factory=dict)
+    _limits: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -106,8 +107,37 @@ class Hub:
                 timezone=self.config.timezone,
                 extra={"batch_size": self.config.batch_size},
             )
-            self._connectors[name] = self.connector_types[cc.plugin](cc.settings, context)
+            connector = self.connector_types[cc.plugin](cc.settings, context)
+            if isinstance(connector, Destination):
+                from hub.delivery.http import make_client, rate_limit_for
+                from hub.delivery.ratelimit import DestinationLimits
+
+                limits = DestinationLimits(rate_limit_for(connector, cc.delivery), cc.delivery.concurrency)
+                connector.bind_http(make_client(connector, cc.delivery, limits=limits))
+                self._limits[name] = limits
+            self._connectors[name] = connector
         return self._connectors[name]
+
+    def limits(self, name: str) -> Any:
+        """The rate and concurrency limits of destination ``name`` (a ``DestinationLimits``), shared by its client."""
+        self.connector(name)
+        return self._limits[name]
+
+    def destinations(self) -> list[str]:
+        """Names of the enabled connectors that receive outbox messages, in configuration order."""
+        return [
+            name
+            for name, cc in self.config.connectors.items()
+            if cc.enabled and issubclass(self.connector_types[cc.plugin], Destination)
+        ]
+
+    def close(self) -> None:
+        """Close the destinations' HTTP clients and the database engine's connections."""
+        for connector in self._connectors.values():
+            if isinstance(connector, Destination) and connector._http is not None:
+                connector._http.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     def sources(self) -> list[str]:
         """Names of the enabled connectors that read records, in configuration order."""
