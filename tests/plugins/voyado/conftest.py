@@ -1,6 +1,6 @@
 """Fixtures: a fresh Voyado emulator per test, served over real loopback HTTP, and a destination pointed at it."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,20 @@ def make_destination(base_url: str, tmp_path: Path, *, timeout: float = 5, **set
 
 
 @pytest.fixture
-def destination(base_url: str, tmp_path: Path) -> Iterator[VoyadoDestination]:
-    made = make_destination(base_url, tmp_path)
-    yield made
-    made.http.close()
+def make(tmp_path: Path) -> Iterator[Callable[..., VoyadoDestination]]:
+    """``make(base_url, **settings)``: a bound destination whose client is closed after the test."""
+    made: list[VoyadoDestination] = []
+
+    def factory(base_url: str, **settings: Any) -> VoyadoDestination:
+        made.append(make_destination(base_url, tmp_path, **settings))
+        return made[-1]
+
+    yield factory
+    for destination in made:
+        if destination._http is not None:
+            destination.http.close()
+
+
+@pytest.fixture
+def destination(base_url: str, make: Callable[..., VoyadoDestination]) -> VoyadoDestination:
+    return make(base_url)
