@@ -315,15 +315,18 @@ class _Pass:
                 continue
             self.summary.scanned += 1
             old_hash, version, remote_id = known.get(customer_id, (None, 0, None))
-            keys = {"_hub": hub_keys(view)}
             error: str | None = None
+            mapped: dict[str, Any] = {"_hub": hub_keys(view)}
             try:
-                payload = build_contact_payload(self.destination, self.mapping, view)
+                mapped = {**self.mapping(view), **mapped}
+                payload = self.destination.prepare("contact_upsert", mapped)
                 digest = payload_hash(payload)
             except InvalidMessage as exc:
+                # Kept with what could be mapped; hashed with the reason (not the whole view, whose timestamps
+                # move), so an unchanged invalid customer is not stored again.
                 error = str(exc) or type(exc).__name__
-                payload = keys
-                digest = INVALID_MARK + payload_hash({"view": view, "error": error})
+                payload = mapped
+                digest = INVALID_MARK + payload_hash({"payload": mapped, "error": error})
             if digest == old_hash:
                 self.summary.unchanged += 1
                 continue

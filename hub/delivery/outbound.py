@@ -244,7 +244,9 @@ def _compile_fields(
             continue
         spec = _validate(_FieldSpec, raw, located, loc, issues)
         if spec is not None:
-            field = _compile_field(located, loc, key, parts, spec, transforms, tz, issues)
+            field = _compile_field(
+                located, loc, key, parts, spec, transforms, tz, issues, shorthand=isinstance(raw, str)
+            )
             if field is not None:
                 compiled.append(field)
     for parts, key in keys.items():
@@ -267,13 +269,16 @@ def _compile_field(
     transforms: Mapping[str, Callable[..., Transform]],
     tz: Any,
     issues: list[ConfigIssue],
+    *,
+    shorthand: bool,
 ) -> _Field | None:
     before = len(issues)
     getter: Callable[[Any], Any] | None = None
     if spec.has_value == (spec.path is not None):
         issues.append(located.issue(loc, "give either a path or a value"))
     elif spec.path is not None:
-        getter = _view_getter(located, (*loc, "path"), spec.path, issues)
+        # A shorthand field (``email: customer.email``) is reported at its key, a long one at its ``path``.
+        getter = _view_getter(located, loc if shorthand else (*loc, "path"), spec.path, issues)
     chain: list[tuple[str, Transform]] = []
     for i, item in enumerate(spec.transforms):
         built = _transform(located, (*loc, "transforms", i), item, transforms, issues)
