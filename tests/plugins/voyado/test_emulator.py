@@ -8,6 +8,7 @@ import pytest
 from hub.plugins import make_plugin_manager
 from hub_plugins import voyado
 from hub_plugins.voyado._state import VoyadoState
+from hub_plugins.voyado.settings import VoyadoSettings
 
 from .conftest import HEADERS
 
@@ -393,6 +394,7 @@ def test_the_plugin_offers_the_emulator_with_settings_that_point_at_it() -> None
     (emulator,) = [e for found in pm.hook.hub_emulators() for e in found]
     assert (emulator.name, emulator.connector_type) == ("voyado", "voyado")
     assert emulator.settings("http://127.0.0.1:9") == {"base_url": "http://127.0.0.1:9", "api_key": "emulator-key"}
+    assert VoyadoSettings(**emulator.settings("http://127.0.0.1:9")).url() == "http://127.0.0.1:9"
 
 
 @pytest.mark.parametrize("path", ["/api/v2/contacts/count", "/api/v3/contacts/id?email=a@example.com"])
