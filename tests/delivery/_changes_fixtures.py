@@ -110,7 +110,7 @@ def write_project(
         mapping_path.write_text(mapping, encoding="utf-8")
     sources = ""
     if demo:
-        for name in ("pim_products", "pim_relations", "stores", "webshop_orders", "pos_receipts", "erp_customers"):
+        for name in ("pim_products", "stores", "webshop_orders", "pos_receipts", "erp_customers"):
             shutil.copy(REPO / "mappings" / f"{name}.yaml", root / "mappings")
         sources = _DEMO_SOURCES
     config = root / "hub.yaml"
@@ -142,12 +142,10 @@ _DEMO_SOURCES = """\
     plugin: files
     mapping:
       products: mappings/pim_products.yaml
-      relations: mappings/pim_relations.yaml
       stores: mappings/stores.yaml
     settings:
       streams:
         products: {paths: ["var/demo/pim/products.jsonl"], key: sku, updated_at: updated_at}
-        relations: {paths: ["var/demo/pim/relations.csv"]}
         stores: {paths: ["var/demo/pim/stores.csv"], key: store_id}
   webshop:
     plugin: files

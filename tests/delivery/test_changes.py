@@ -420,3 +420,19 @@ def test_a_trigger_cannot_be_rebuilt(make_hub):
     with hub.engine.begin() as conn:
         enqueue(conn, "crm", "trigger", None, {"trigger_id": "t"}, "crm:trigger:t", LATER)
     assert rebuild_payload(hub, "crm", stored(hub, "crm:trigger:t")) is None
+
+
+def test_updates_deletes_and_orders_on_each_database(tmp_path, database_url, made):
+    hub = load_hub(write_project(tmp_path, database_url, batch_size=2))
+    made.append(hub)
+    three_customers(hub)
+    with hub.engine.begin() as conn:
+        add_order(conn, 1, 3)
+    enqueue_changes(hub, "crm", now=LATER)
+    with hub.engine.begin() as conn:
+        touch(conn, 1, LATER, first_name="Karianne")
+        merge(conn, 3, 1, LATER)
+    summary = enqueue_changes(hub, "crm", now=MUCH_LATER)
+    assert (summary.counts["contact_update"], summary.counts["contact_delete"], summary.superseded) == (1, 1, 2)
+    assert sorted(states(hub)) == [1, 2]
+    assert enqueue_changes(hub, "crm", now=MUCH_LATER + timedelta(hours=1)).enqueued == 0
