@@ -24,6 +24,7 @@ A re-sync of unchanged data builds the same payloads, so it enqueues nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,10 @@ class _Out:
 
 def payload_hash(payload: Any) -> str:
     """SHA-256 of the payload as JSON with sorted keys: equal payloads hash equal whatever their key order."""
-    text = orjson.dumps(payload, default=_json_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    try:
+        text = orjson.dumps(payload, default=_json_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits): the standard library's canonical form
+        text = json.dumps(payload, sort_keys=True, default=_json_default, separators=(",", ":")).encode()
     return hashlib.sha256(text).hexdigest()
 
 

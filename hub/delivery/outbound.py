@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from hub._yaml import Loc, LocatedYaml, issues_from_validation, load_located
 from hub.delivery.outcomes import InvalidMessage
@@ -111,8 +111,13 @@ class _Header(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str | None = None
-    missing: Literal["omit", "null"] = "omit"
+    missing: Literal["omit", "null"] = "omit"  # a value the view lacks: left out, or sent as null
     fields: dict[str, Any]
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _yaml_null(cls, value: Any) -> Any:
+        return "null" if value is None else value  # `missing: null` is YAML's null
 
 
 @dataclass(frozen=True, slots=True)
