@@ -71,10 +71,10 @@ class AdaptiveRateLimiter:
                 return self._blocked_until - now
             if self._rate is None:
                 return 0.0
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            if self._tokens >= 1.0 - 1e-9:  # float dust must not leave a caller waiting for nothing
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
-            return (1.0 - self._tokens) / self._rate
+            return max((1.0 - self._tokens) / self._rate, 1e-6)
 
     def acquire(self) -> None:
         """Block until this thread may send one request."""
