@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub import __version__, report
@@ -273,9 +273,253 @@ def make_cli() -> typer.Typer:
             console.print(f"  - {e}", highlight=False)
         sys.stdout.write(json.dumps(row["payload"], indent=2, ensure_ascii=False, default=str) + "\n")
 
+    _delivery_commands(cli)
+    try:
+        from hub.sandbox.command import sandbox as sandbox_command
+    except ImportError:
+        pass
+    else:
+        cli.command("sandbox")(sandbox_command)
+
     pm = plugin_registry.make_plugin_manager()
     pm.hook.hub_commands(cli=cli)
     return cli
+
+
+def _delivery_commands(cli: typer.Typer) -> None:
+    """``hub deliver``, ``hub outbox``, ``hub deadletters`` and ``hub check``."""
+
+    @cli.command("deliver")
+    def deliver_command(
+        destinations: Annotated[
+            list[str] | None, typer.Argument(help="destinations to deliver to (default: all enabled)")
+        ] = None,
+        config: ConfigOption = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="show what would go out per destination; send nothing")
+        ] = False,
+    ) -> None:
+        """One delivery pass: recover stale messages, enqueue changes, send what is due. Prints a summary."""
+        from hub.delivery.dispatcher import deliver
+
+        hub = _load(config)
+        hub.ensure_schema()
+        if dry_run:
+            _print_plan(deliver(hub, destinations or None, dry_run=True))
+            return
+        with _delivery_progress() as progress:
+            tasks: dict[str, Any] = {}
+
+            def on_progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total or None)
+                progress.update(tasks[name], completed=done, total=max(total, done) or None)
+
+            summary = deliver(hub, destinations or None, progress=on_progress)
+        _print_delivery(summary)
+        if not summary.ok:
+            raise typer.Exit(1)
+
+    @cli.command("outbox")
+    def outbox_command(config: ConfigOption = None) -> None:
+        """Outbox counts by destination, kind and status; the oldest pending message; paused destinations."""
+        from datetime import UTC, datetime
+
+        from hub.delivery import outbox
+
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            counts = outbox.counts(conn)
+            oldest = outbox.oldest_pending(conn)
+            paused = outbox.paused_destinations(conn)
+        statuses = ("pending", "in_flight", "sent", "dead", "skipped")
+        table = Table("destination", "kind", *statuses, box=None, header_style="bold")
+        grid: dict[tuple[str, str], dict[str, int]] = {}
+        for destination, kind, status_, n in counts:
+            grid.setdefault((destination, kind), {})[status_] = n
+        for (destination, kind), by_status in grid.items():
+            table.add_row(destination, kind, *(f"{by_status.get(s, 0):,}" for s in statuses))
+        if grid:
+            console.print(table)
+        else:
+            console.print("the outbox is empty")
+        now = datetime.now(UTC)
+        for destination, created in sorted(oldest.items()):
+            console.print(f"{destination}: oldest pending message is {_age(now - created)} old", highlight=False)
+        for destination, (reason, since) in sorted(paused.items()):
+            when = since.strftime("%Y-%m-%d %H:%M:%S") if since else "?"
+            err.print(f"[red]{destination} is PAUSED[/red] since {when}: {reason}", highlight=False)
+
+    letters = typer.Typer(no_args_is_help=True, help="Messages that could not be delivered, kept for review.")
+    cli.add_typer(letters, name="deadletters")
+
+    @letters.command("list")
+    def deadletters_list(
+        config: ConfigOption = None,
+        destination: Annotated[str | None, typer.Option(help="only this destination")] = None,
+        kind: Annotated[str | None, typer.Option(help="only this kind")] = None,
+        limit: Annotated[int, typer.Option(help="how many, newest first")] = 100,
+    ) -> None:
+        """List dead letters, newest first; `hub deadletters show ID` shows one whole."""
+        from hub.delivery import outbox
+
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            rows = outbox.dead_letters(conn, destination=destination, kind=kind, limit=limit)
+        table = Table("id", "destination", "kind", "customer", "attempts", "class", "code", "error", box=None)
+        for r in rows:
+            error = (r["last_error"] or "").replace("\n", " ")
+            table.add_row(
+                str(r["id"]),
+                r["destination"],
+                r["kind"],
+                str(r["customer_id"] or "-"),
+                str(r["attempts"]),
+                r["error_class"] or "-",
+                str(r["last_status_code"] or "-"),
+                error if len(error) <= 80 else error[:77] + "...",
+            )
+        console.print(table if rows else "no dead letters")
+
+    @letters.command("show")
+    def deadletters_show(message_id: int, config: ConfigOption = None) -> None:
+        """Show one message: status, attempts, the error with the destination's body, the payload, its audit."""
+        from hub.delivery import outbox
+
+        hub = _load(config)
+        hub.ensure_schema()
+        with hub.engine.connect() as conn:
+            message = outbox.get_message(conn, message_id)
+            audit = outbox.audit_of(conn, message_id)
+        if message is None:
+            raise _fail(f"no message with id {message_id}")
+        console.print(
+            f"message {message.id}: {message.destination} {message.kind} (customer {message.customer_id or '-'})"
+            f", {message.status}, {message.attempts} attempts, key {message.idempotency_key}",
+            highlight=False,
+        )
+        if message.error_class or message.last_error:
+            code = f" {message.last_status_code}" if message.last_status_code else ""
+            console.print(f"error ({message.error_class or '-'}{code}): {message.last_error or ''}", highlight=False)
+        for entry in audit:
+            console.print(
+                f"  {entry['at']:%Y-%m-%d %H:%M:%S} {entry['action']} by {entry['actor']}: {entry['detail'] or ''}"
+            )
+        sys.stdout.write(json.dumps(message.payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    @letters.command("replay")
+    def deadletters_replay(
+        message_ids: Annotated[list[int] | None, typer.Argument(help="dead letters to re-queue")] = None,
+        config: ConfigOption = None,
+        replay_all: Annotated[bool, typer.Option("--all", help="every dead letter (of --destination)")] = False,
+        destination: Annotated[str | None, typer.Option(help="with --all: only this destination")] = None,
+        actor: Annotated[str | None, typer.Option(help="who replays (default: the OS user)")] = None,
+    ) -> None:
+        """Re-queue dead letters with a new attempt budget, the payload rebuilt from today's data where possible."""
+        from hub.delivery.dispatcher import replay_dead_letters
+
+        if not message_ids and not replay_all:
+            raise _fail("name the dead letters to replay, or use --all")
+        hub = _load(config)
+        hub.ensure_schema()
+        result = replay_dead_letters(hub, message_ids or None, destination=destination, actor=actor)
+        for message_id, reason in result.refused:
+            err.print(f"[yellow]not replayed[/yellow] {message_id}: {reason}", highlight=False)
+        ids = ", ".join(str(i) for i in result.replayed) or "none"
+        console.print(f"replayed {len(result.replayed)} by {result.actor}: {ids}", highlight=False)
+        if result.refused and not result.replayed:
+            raise typer.Exit(1)
+
+    @cli.command("check")
+    def check_command(name: str, config: ConfigOption = None) -> None:
+        """Ask a connector whether its remote end answers and its credentials work."""
+        hub = _load(config)
+        try:
+            result = hub.connector(name).check()
+            ok, message = result.ok, result.message
+        except HubError:
+            raise
+        except Exception as exc:
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            console.print(f"{name}: OK, {message}", highlight=False)
+        else:
+            console.print(f"{name}: NOT OK, {message}", highlight=False)
+            raise typer.Exit(1)
+
+
+def _delivery_progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _age(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _print_plan(summary: Any) -> None:
+    columns = ("contact_create", "contact_update", "contact_delete", "order", "trigger", "invalid")
+    table = Table("destination", "creates", "updates", "deletes", "orders", "triggers", "invalid", "other", box=None)
+    for name, s in summary.destinations.items():
+        other = sum(n for k, n in s.planned.items() if k not in columns)
+        table.add_row(name, *(f"{s.planned.get(k, 0):,}" for k in columns), f"{other:,}")
+    console.print("dry run: nothing was sent or written")
+    console.print(table)
+
+
+def _print_delivery(summary: Any) -> None:
+    table = Table(box=None, header_style="bold")
+    for name in ("destination", "status", "sent", "created", "updated", "retries", "dead", "invalid", "skipped"):
+        table.add_column(name, justify="left" if name in ("destination", "status", "sent") else "right")
+    table.add_column("req/s", justify="right")
+    table.add_column("time", justify="right")
+    for name, s in summary.destinations.items():
+        status_ = "[red]paused[/red]" if s.paused else "[red]failed[/red]" if s.error else "ok"
+        sent = ", ".join(f"{kind} {n:,}" for kind, n in s.sent.items()) or "0"
+        table.add_row(
+            name,
+            status_,
+            sent,
+            f"{s.created:,}",
+            f"{s.updated:,}",
+            f"{s.retries:,}",
+            f"{s.dead:,}",
+            f"{s.invalid:,}",
+            f"{s.skipped:,}",
+            f"{s.requests_per_second:,.1f}",
+            f"{s.elapsed:.1f} s",
+        )
+    console.print(table)
+    if summary.recovered.get("pending") or summary.recovered.get("dead"):
+        console.print(
+            f"recovered after an interrupted pass: {summary.recovered['pending']} back to pending,"
+            f" {summary.recovered['dead']} parked as dead letters (outcome unknown)"
+        )
+    for name, s in summary.destinations.items():
+        if s.paused:
+            err.print(f"[red]{name} is PAUSED:[/red] {s.paused_reason}; fix it, `hub check {name}`, deliver again")
+        if s.error:
+            err.print(f"[red]{name} failed:[/red] {s.error}", highlight=False)
+        if s.dead or s.invalid:
+            console.print(
+                f"{name}: {s.dead + s.invalid} new dead letters; see `hub deadletters list --destination {name}`"
+            )
 
 
 def _progress() -> Progress:

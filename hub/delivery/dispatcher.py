@@ -187,13 +187,21 @@ def _recover(hub: Hub, stale: list[outbox.Stale], now: datetime) -> dict[str, in
     return result
 
 
-def _enqueue(hub: Hub, name: str) -> dict[str, int]:
+def _changes() -> Any:
+    """``hub.delivery.changes`` (change detection), or None where it is not installed."""
     try:
-        from hub.delivery.changes import enqueue_changes
+        from hub.delivery import changes
     except ImportError:
+        return None
+    return changes
+
+
+def _enqueue(hub: Hub, name: str) -> dict[str, int]:
+    changes = _changes()
+    if changes is None:
         return {}
     try:
-        return dict(enqueue_changes(hub, name).counts)
+        return dict(changes.enqueue_changes(hub, name).counts)
     except Exception as exc:
         # Change detection failing must not stop what is already in the outbox from going out.
         log.exception("change detection failed; delivering what is already queued", destination=name, error=str(exc))
@@ -208,11 +216,10 @@ def plan(hub: Hub, name: str) -> dict[str, int]:
     """
     with hub.engine.connect() as conn:
         planned = outbox.pending_plan(conn, name)
-    try:
-        from hub.delivery.changes import enqueue_changes
-    except ImportError:
+    changes = _changes()
+    if changes is None:
         return planned
-    for key, n in enqueue_changes(hub, name, dry_run=True).counts.items():
+    for key, n in changes.enqueue_changes(hub, name, dry_run=True).counts.items():
         planned[key] = planned.get(key, 0) + int(n)
     return planned
 
@@ -621,3 +628,68 @@ class _DestinationRun:
 def _retry_after(state: RetryCallState) -> float | None:
     error: Any = state.outcome.exception() if state.outcome is not None else None
     return error.retry_after if isinstance(error, _Again) else None
+
+
+# ----------------------------------------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayResult:
+    """What ``replay_dead_letters`` did: ids re-queued, ids refused with why, and who asked."""
+
+    actor: str
+    replayed: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def replay_dead_letters(
+    hub: Hub,
+    message_ids: list[int] | None = None,
+    *,
+    destination: str | None = None,
+    actor: str | None = None,
+) -> ReplayResult:
+    """Re-queue dead letters (``message_ids``, or all of them, of ``destination`` if given).
+
+    Each payload is rebuilt from today's data with ``rebuild_payload`` where it can be (the data may have been
+    fixed since); a row still invalid is refused with the reason. Re-queued rows get a fresh budget of their
+    destination's ``max_attempts``, are due now, and get an ``outbox_audit`` row naming ``actor`` (default: the
+    OS user).
+    """
+    import getpass
+
+    from hub.delivery.outcomes import InvalidMessage
+
+    result = ReplayResult(actor=actor or getpass.getuser())
+    with hub.engine.connect() as conn:
+        if message_ids is None:
+            message_ids = [r["id"] for r in outbox.dead_letters(conn, destination=destination)]
+        messages = {i: outbox.get_message(conn, i) for i in message_ids}
+    changes = _changes()
+    rebuild_payload = changes.rebuild_payload if changes is not None else None
+    by_destination: dict[str, list[outbox.Replay]] = {}
+    for message_id, message in messages.items():
+        if message is None:
+            result.refused.append((message_id, "no such message"))
+            continue
+        if message.status != "dead":
+            result.refused.append((message_id, f"it is {message.status}, not dead"))
+            continue
+        payload, detail = None, f"was {message.error_class or 'dead'}: {(message.last_error or '')[:200]}"
+        if rebuild_payload is not None and message.destination in hub.config.connectors:
+            try:
+                payload = rebuild_payload(hub, message.destination, message)
+            except InvalidMessage as exc:
+                result.refused.append((message_id, f"still invalid: {exc}"))
+                continue
+        detail += "; payload rebuilt" if payload is not None else "; payload kept"
+        by_destination.setdefault(message.destination, []).append(outbox.Replay(message_id, payload, detail))
+    now = _now()
+    with hub.engine.begin() as conn:
+        for name, replays in by_destination.items():
+            connector = hub.config.connectors.get(name)
+            budget = connector.delivery.max_attempts if connector is not None else 10
+            result.replayed += outbox.replay(conn, replays, budget=budget, actor=result.actor, now=now)
+    if result.replayed:
+        log.info("dead letters replayed", ids=result.replayed, actor=result.actor, count=len(result.replayed))
+    return result

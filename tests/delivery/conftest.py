@@ -212,7 +212,7 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
     Change detection is switched off: these tests fill the outbox themselves.
     """
-    monkeypatch.setattr("hub.delivery.dispatcher._enqueue", lambda hub, name: {})
+    monkeypatch.setattr("hub.delivery.dispatcher._changes", lambda: None)
     made: list[Hub] = []
 
     def make(connectors: dict[str, dict[str, Any]] | None = None, *, url: str | None = None) -> DeliveryEnv:
