@@ -217,7 +217,10 @@ class VoyadoDestination(Destination):
         params = {LOOKUP_PARAMETER[match["key"]]: match["value"], "contactType": self.settings.contact_type}
         response = self._read("/api/v2/contacts/id", params)
         if response.status_code == 200:
-            found = response.json()
+            try:
+                found = response.json()
+            except ValueError:
+                found = None
             if isinstance(found, str) and found:
                 return found
             raise _Stop(Outcome.retryable(200, f"contact lookup answered without an id: {response.text[:200]}"))
