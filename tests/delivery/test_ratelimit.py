@@ -190,7 +190,7 @@ def test_retry_after_is_honoured_before_the_retry(make_env, server):
 
 
 def test_the_configured_rate_limit_paces_requests(make_env, server):
-    api, url = server
+    _, url = server
     env = make_env({"hook": webhook(url, rate_limit=20, concurrency=4)})
     for _ in range(30):
         env.enqueue(destination="hook")
