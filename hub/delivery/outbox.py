@@ -27,8 +27,10 @@ OUTBOUND = OutboundState.__table__
 DEST_STATE = DestinationState.__table__
 AUDIT = OutboxAudit.__table__
 
-#: The order kinds are claimed in: contacts exist before anything refers to them.
-KIND_ORDER = ("contact_upsert", "contact_delete", "product", "order", "segment_membership", "trigger")
+#: The order kinds are claimed in: a merged-away contact goes before its survivor's upsert (they may share an
+#: e-mail, and the survivor must not be matched to the contact about to be deleted); contacts exist before
+#: anything refers to them.
+KIND_ORDER = ("contact_delete", "contact_upsert", "product", "order", "segment_membership", "trigger")
 #: Kinds that wait while their customer still has a contact_upsert pending or in flight at the destination.
 WAITS_FOR_CONTACT = ("order", "segment_membership", "trigger")
 CRASH_PARKED = "outcome unknown after a crash; parked for review"
@@ -193,7 +195,7 @@ def claim(
             ).all()
         )
         for r in rows:
-            r.remote_ref = refs.get(r.customer_id)
+            r.remote_ref = refs.get(r.customer_id) or r.remote_ref  # a delete carries its own: the state row is gone
     return rows
 
 
