@@ -27,7 +27,7 @@ from hub.sandbox.registry import build_app, emulators
 from hub.sandbox.server import serve
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_INSPECT_PATH = "/_emulator"
+DEFAULT_INSPECT_PATH = "/_emulator/state"
 
 
 class SandboxError(HubError):
@@ -48,7 +48,7 @@ class RunningEmulator:
 
     @property
     def inspect_url(self) -> str:
-        """What the emulator received: ``Emulator.extra["inspect_path"]``, by default ``/_emulator``."""
+        """What the emulator received: ``Emulator.extra["inspect_path"]``, by default ``/_emulator/state``."""
         return self.url + str(self.emulator.extra.get("inspect_path", DEFAULT_INSPECT_PATH))
 
     @property
@@ -153,16 +153,18 @@ def print_sandbox(sandbox: Sandbox, console: Console) -> None:
         emulator = running.emulator
         title = f"{emulator.name} emulator ({emulator.connector_type})"
         table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(no_wrap=True, overflow="fold")
+        table.add_column(style="bold", no_wrap=True, min_width=11)
+        table.add_column(overflow="fold")
         if emulator.description:
             table.add_row("what", emulator.description)
         table.add_row("URL", running.url)
         table.add_row("inspect", running.inspect_url)
-        table.add_row("faults", f"{running.faults_url}  (GET, PUT, PATCH; stats: {running.stats_url})")
+        table.add_row("faults", f"{running.faults_url} (GET, PUT, PATCH)")
+        table.add_row("fault stats", running.stats_url)
         console.print(table)
         console.print("paste into config/hub.yaml:", style="dim")
         console.print(_indent(running.config_snippet()), markup=False, highlight=False, soft_wrap=True)
+        console.print()
     first = next(iter(sandbox))
     console.print(
         f"inject faults at runtime, e.g.: curl -X PATCH {first.faults_url} -d '{{\"error_rate\": 0.1}}'",

@@ -15,7 +15,8 @@ drop           the app answers, then the connection is cut mid-body            y
 =============  ===========================================================  ==========================
 
 ``latency`` is added to every request the faults apply to. ``/_emulator/*`` (the inspection views, and this
-middleware's own ``/_emulator/faults`` and ``/_emulator/faults/stats``) is never faulted.
+middleware's own ``/_emulator/faults`` and ``/_emulator/faults/stats``) is never faulted. A response to HEAD has
+no body to cut short, so a dropped HEAD arrives whole.
 """
 
 from __future__ import annotations

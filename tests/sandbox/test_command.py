@@ -100,7 +100,7 @@ def test_the_description_has_the_urls_and_a_config_snippet_that_points_at_the_em
         assert yaml.safe_load(snippet) == {
             "connectors": {"notes": {"plugin": "notes-api", "settings": {"base_url": notes.url, "api_key": "sandbox"}}}
         }
-        assert running["other"].inspect_url == f"{running['other'].url}/_emulator"
+        assert running["other"].inspect_url == f"{running['other'].url}/_emulator/state"
 
 
 def test_run_sandbox_serves_until_stopped(pm):
