@@ -105,8 +105,12 @@ def hub_emulators() -> list[Emulator]:
 
     Called: by ``hub sandbox`` (which serves every installed emulator on 127.0.0.1), by ``make demo`` and by the
     tests, which talk to the same emulators over real loopback HTTP. An emulator is faithful to the real API
-    (paths, fields, validation, error bodies, status codes, auth headers), keeps its state in memory, and can
-    inject faults; see :class:`hub.sandbox.Emulator`.
+    (paths, fields, validation, error bodies, status codes, auth headers) and keeps its state in memory:
+    ``Emulator.app()`` must return a new app with fresh state on every call. The core wraps every emulator in
+    :class:`hub.sandbox.FaultInjector` (5xx, 429 with Retry-After, timeouts, lost responses, latency), so an
+    emulator builds no fault injection of its own. Paths under ``/_emulator/`` are for inspection (what the
+    emulator received; ``/_emulator/state`` by default, or ``Emulator.extra["inspect_path"]``) and are never
+    faulted; ``/_emulator/faults`` belongs to the fault injector. See :class:`hub.sandbox.Emulator`.
 
     :returns: a list of :class:`hub.sandbox.Emulator` descriptions.
     """
