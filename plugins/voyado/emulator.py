@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -71,8 +71,15 @@ class _Gate:
         return None
 
 
+class _ClientGone(Exception):
+    """The client hung up before its body arrived (e.g. its process was killed): nothing is processed."""
+
+
 async def _json(request: Request, *, default: Any = None) -> Any:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise _ClientGone from None
     if not raw.strip():
         if default is not None:
             return default
@@ -214,6 +221,10 @@ def _inspection_routes(state: VoyadoState) -> list[Route]:
     ]
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody reads it; a real server just drops the request
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body(), status_code=exc.status)
@@ -235,7 +246,7 @@ def app(
     application = Starlette(
         routes=_routes(state) + _inspection_routes(state),
         middleware=[Middleware(_Gate, state=state)],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={ApiError: _api_error, _ClientGone: _client_gone},
     )
     application.state.voyado = state
     return application
