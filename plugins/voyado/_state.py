@@ -97,6 +97,9 @@ class VoyadoState:
         """Forget every contact, receipt, order, trigger call and request count; keep keys, limits and types."""
         with self.lock:
             self.contacts: dict[str, dict[str, Any]] = {}
+            # attribute -> lower-cased value -> contact ids (an ordered set): lookups stay O(1) at any tenant size
+            self._by_value: dict[str, dict[str, dict[str, None]]] = {}
+            self.deleted = 0
             self.receipts: dict[str, dict[str, Any]] = {}
             self.receipt_duplicates = 0
             self.orders: list[dict[str, Any]] = []
@@ -195,10 +198,27 @@ class VoyadoState:
                 "comment": consent.get("comment"),
             }
 
+    def _index(self, contact: dict[str, Any], *, remove: bool = False) -> None:
+        for name, value in contact["attributes"].items():
+            if isinstance(value, str) and value:
+                ids = self._by_value.setdefault(name, {}).setdefault(value.lower(), {})
+                if remove:
+                    ids.pop(contact["id"], None)
+                else:
+                    ids[contact["id"]] = None
+
+    def _with_value(self, name: str, value: str) -> list[str]:
+        return list(self._by_value.get(name, {}).get(value.lower(), {}))
+
     def _holder_of(self, contact_type: str, key: str, value: Any, *, other_than: str | None = None) -> str | None:
         if value in (None, ""):
             return None
-        wanted = value.lower() if isinstance(value, str) else value
+        if isinstance(value, str):
+            for contact_id in self._with_value(key, value):
+                if contact_id != other_than and self.contacts[contact_id]["contactType"] == contact_type:
+                    return contact_id
+            return None
+        wanted = value
         for contact in self.contacts.values():
             if contact["contactType"] != contact_type or contact["id"] == other_than:
                 continue
@@ -223,6 +243,7 @@ class VoyadoState:
             stamp = _now()
             contact: dict[str, Any] = {
                 "id": str(uuid.uuid4()),
+                "seq": len(self.contacts) + self.deleted,
                 "contactType": contact_type,
                 "attributes": attributes,
                 "preferences": {name: preferences.get(name) for name in PREFERENCES},
@@ -231,6 +252,7 @@ class VoyadoState:
             }
             self._apply_consents(contact, consents)
             self.contacts[contact["id"]] = contact
+            self._index(contact)
             return contact, True
 
     def contact(self, contact_id: str) -> dict[str, Any]:
@@ -253,7 +275,9 @@ class VoyadoState:
                     raise ApiError(409, "DuplicateKeyValue", f"Another contact already has this {key}")
             preferences = self._clean_preferences(body)
             consents = self._clean_consents(body)
+            self._index(contact, remove=True)
             contact["attributes"].update(attributes)
+            self._index(contact)
             contact["preferences"].update(preferences)
             self._apply_consents(contact, consents)
             contact["meta"]["modifiedOn"] = _now()
@@ -266,8 +290,9 @@ class VoyadoState:
 
     def delete_contact(self, contact_id: str) -> None:
         with self.lock:
-            self.contact(contact_id)
+            self._index(self.contact(contact_id), remove=True)
             del self.contacts[contact_id]
+            self.deleted += 1
 
     def change_contact_type(self, contact_id: str, contact_type: str | None) -> dict[str, Any]:
         with self.lock:
@@ -291,16 +316,14 @@ class VoyadoState:
         with self.lock:
             kind = self.contact_type_named(contact_type)
             searches = self._searches(params)
-            found: list[str] = []
-            for contact in self.contacts.values():
-                if kind and contact["contactType"] != kind:
-                    continue
-                attributes = contact["attributes"]
-                for names, value in searches:
-                    if any(_same(attributes.get(name), value) for name in names):
-                        found.append(contact["id"])
-                        break
-            return found
+            found: dict[str, None] = {}
+            for names, value in searches:
+                for name in names:
+                    found.update(dict.fromkeys(self._with_value(name, value)))
+            return sorted(
+                (i for i in found if not kind or self.contacts[i]["contactType"] == kind),
+                key=lambda i: self.contacts[i]["seq"],
+            )
 
     @staticmethod
     def _searches(params: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
@@ -400,9 +423,3 @@ def public_contact(contact: dict[str, Any]) -> dict[str, Any]:
         "preferences": dict(contact["preferences"]),
         "consents": list(contact["consents"].values()),
     }
-
-
-def _same(held: Any, wanted: str) -> bool:
-    if not isinstance(held, str) or not held:
-        return False
-    return held.lower() == wanted.lower()
