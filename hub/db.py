@@ -81,6 +81,8 @@ _SQLITE_PRAGMAS = (
 _PG_KEYS_PER_STATEMENT = 100_000
 _SQLITE_KEYS_PER_STATEMENT = 50_000
 _STAGE = '"_hub_upsert_stage"'
+#: Timestamps kept formatted for SQLite: a batch repeats a few (its load time, a receipt's time on its lines).
+_DATETIME_CACHE = 4096
 
 Converter = Callable[[Any], Any]
 RowConverter = Callable[[Sequence[Any]], tuple[Any, ...]]
@@ -229,7 +231,7 @@ def _sqlite_datetime(value: datetime) -> str:
     )  # fmt: skip
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=_DATETIME_CACHE)
 def _sqlite_utc_datetime(value: datetime) -> str:
     """Cached: a batch repeats the same instants (its load time, a receipt's time on each of its lines)."""
     if value.utcoffset() is None:

@@ -25,6 +25,9 @@ FALSE_VALUES: tuple[str, ...] = ("false", "0", "no", "n", "nei", "f")
 Converter = Callable[[Any], Any]
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+#: Parsed timestamps kept per datetime field. The repeats worth catching are near each other (a receipt's time on
+#: each of its lines); a larger cache only holds distinct timestamps (an order's own time), about 300 bytes each.
+_PARSE_CACHE = 4096
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009\t")
 
 
@@ -323,7 +326,7 @@ def _text(value: Any, what: str) -> str:
 def _datetime_converter(fmt: str, tz: tzinfo) -> Converter:
     parse = _parse_datetime(fmt)
 
-    @lru_cache(maxsize=1 << 15)
+    @lru_cache(maxsize=_PARSE_CACHE)
     def parse_text(value: str) -> datetime:
         # Cached: a receipt's timestamp repeats on each of its lines, an export's on each row of a bulk edit.
         parsed = parse(value)
