@@ -41,16 +41,38 @@ def _project(workdir: Path, customers: int, seed: int) -> Path:
     return project
 
 
+#: ``python -m hub ...`` that writes its own peak RSS (KiB) to the file named by $HUB_BENCH_PEAK when it exits.
+#: The child's ``ru_maxrss`` from ``wait4`` will not do: Linux carries the parent's high-water mark into the
+#: child across fork and exec, so every child looked as big as this process had ever been (it holds all raw
+#: records for the ceiling), which is how 4N once "measured" 754 MiB. VmHWM counts the child's own pages only.
+_CHILD = """
+import atexit, os, resource, runpy, sys
+
+def _peak():
+    try:
+        with open("/proc/self/status") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(os.environ["HUB_BENCH_PEAK"], "w") as out:
+        out.write(str(kib))
+
+atexit.register(_peak)
+sys.argv = ["hub", *sys.argv[1:]]
+runpy.run_module("hub", run_name="__main__", alter_sys=True)
+"""
+
+
 def _run_child(args: list[str], cwd: Path) -> tuple[float, int]:
     """Run a hub command; return (seconds, peak RSS in MiB) of that child alone."""
+    peak_file = cwd / ".bench-peak"
+    env = {**os.environ, "HUB_BENCH_PEAK": str(peak_file)}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "hub", *args], cwd=cwd, stdout=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=cwd, env=env, stdout=subprocess.PIPE)
     seconds = time.perf_counter() - started
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"hub {' '.join(args)} failed:\n{output}")
-    return seconds, usage.ru_maxrss // 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"hub {' '.join(args)} failed:\n{proc.stdout.decode()}")
+    return seconds, int(peak_file.read_text()) // 1024
 
 
 def _records_read(project: Path) -> int:
