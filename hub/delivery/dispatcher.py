@@ -10,6 +10,7 @@ and pauses.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -239,6 +240,13 @@ class _DestinationRun:
         self.done = 0
         self.total = 0
         self.destination: Destination | None = None
+        # Final outcomes of at-least-once kinds are written in groups: one transaction per message would make
+        # SQLite's single writer the bottleneck. A crash loses at most one group's bookkeeping, never a message:
+        # those rows are still in flight, and recovery re-sends them as uncertain, which these kinds allow.
+        self._buffer: list[tuple[list[RowUpdate], list[tuple[int, str | None]], datetime]] = []
+        self._buffered = 0
+        self._flushed_at = time.monotonic()
+        self._flush_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -251,9 +259,12 @@ class _DestinationRun:
             if self._still_paused():
                 return
             self._dispatch()
+            self._flush()
         except Exception as exc:
             self.summary.error = f"{type(exc).__name__}: {exc}"
             log.exception("delivery failed", destination=self.name, error=self.summary.error)
+            with contextlib.suppress(Exception):
+                self._flush()  # outcomes already known are kept; the rest is handed back
             self._hand_back_own_claims()
         finally:
             self.summary.elapsed = time.perf_counter() - started
@@ -301,6 +312,8 @@ class _DestinationRun:
                 while not self.stop.is_set():
                     while len(futures) < concurrency * 2 and not self.stop.is_set():
                         rows = self._claim_next(due, empty)
+                        if not rows and not futures and self._flush():
+                            rows = self._claim_next(due, empty)  # rows waiting for a contact just recorded
                         if not rows:
                             break
                         for batch in self._batches(rows):
@@ -323,7 +336,7 @@ class _DestinationRun:
             if kind in empty:
                 continue
             size = self._batch_size(kind)
-            limit = max(size, min(self.config.claim_size, size * self.config.concurrency * 2))
+            limit = max(size, min(self.config.claim_size, size * self.config.concurrency * 16))
             with self.hub.engine.begin() as conn:
                 rows = outbox.claim(
                     conn,
@@ -495,8 +508,7 @@ class _DestinationRun:
                 if o.status == "unknown":
                     update.last_error = f"outcome unknown ({o.body}); at-most-once: parked for review, not re-sent"
             updates.append(update)
-        with self.hub.engine.begin() as conn:
-            outbox.record(conn, self.name, updates, remote_ids=refs, now=now)
+        self._record(updates, refs, now, group=auth is None and self._guarantee(kind) == "at_least_once")
         with self.lock:
             s = self.summary
             if counts["sent"]:
@@ -511,6 +523,30 @@ class _DestinationRun:
         if auth is not None:
             self._pause(auth)
         self._report()
+
+    def _record(
+        self, updates: list[RowUpdate], refs: list[tuple[int, str | None]], now: datetime, *, group: bool
+    ) -> None:
+        with self.lock:
+            self._buffer.append((updates, refs, now))
+            self._buffered += len(updates)
+            due = not group or self._buffered >= _GROUP_ROWS or time.monotonic() - self._flushed_at >= _GROUP_SECONDS
+        if due:
+            self._flush()
+
+    def _flush(self) -> bool:
+        """Write the grouped outcomes in one transaction; True if there were any."""
+        with self._flush_lock:
+            with self.lock:
+                buffer, self._buffer, self._buffered = self._buffer, [], 0
+                self._flushed_at = time.monotonic()
+            if not buffer:
+                return False
+            updates = [u for group, _, _ in buffer for u in group]
+            refs = [r for _, group, _ in buffer for r in group]
+            with self.hub.engine.begin() as conn:
+                outbox.record(conn, self.name, updates, remote_ids=refs, now=buffer[-1][2])
+            return True
 
     def _release(self, rows: list[Claimed]) -> None:
         """Put rows back to pending untouched (the destination stopped before sending them)."""
@@ -623,6 +659,11 @@ class _DestinationRun:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.name, self.done, self.total)
+
+
+#: Grouped outcome writes: at most this many rows, or this many seconds, per transaction.
+_GROUP_ROWS = 200
+_GROUP_SECONDS = 0.25
 
 
 def _retry_after(state: RetryCallState) -> float | None:
