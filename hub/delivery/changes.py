@@ -61,6 +61,7 @@ __all__ = [
     "enqueue_changes",
     "payload_hash",
     "rebuild_payload",
+    "remember_replayed",
 ]
 
 #: How far before the last scan's start the next scan looks again: a load transaction that was open when the
@@ -184,6 +185,22 @@ def enqueue(
     insert = postgresql.insert(_message) if is_postgres(conn) else sqlite.insert(_message)
     result = conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
     return bool(result.rowcount == 1)
+
+
+def remember_replayed(conn: sa.Connection, destination: str, payloads: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Record replayed ``contact_upsert`` payloads (rebuilt from today's data) as the ones last enqueued.
+
+    Else the next pass would see today's data differ from the refused payload's hash, enqueue the same contact
+    again and skip the replayed row as superseded: the operator's replay would never be the one that is sent.
+    """
+    if not payloads:
+        return
+    conn.execute(
+        _state.update()
+        .where(_state.c.destination == destination, _state.c.customer_id == sa.bindparam("_customer"))
+        .values(payload_hash=sa.bindparam("_hash")),
+        [{"_customer": customer_id, "_hash": payload_hash(payload)} for customer_id, payload in payloads],
+    )
 
 
 def _write_messages(conn: sa.Connection, destination: str, out: Sequence[_Out], now: datetime) -> int:

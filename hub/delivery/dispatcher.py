@@ -709,6 +709,7 @@ def replay_dead_letters(
     changes = _changes()
     rebuild_payload = changes.rebuild_payload if changes is not None else None
     by_destination: dict[str, list[outbox.Replay]] = {}
+    rebuilt: dict[int, tuple[int, dict[str, Any]]] = {}
     for message_id, message in messages.items():
         if message is None:
             result.refused.append((message_id, "no such message"))
@@ -724,13 +725,18 @@ def replay_dead_letters(
                 result.refused.append((message_id, f"still invalid: {exc}"))
                 continue
         detail += "; payload rebuilt" if payload is not None else "; payload kept"
+        if payload is not None and message.kind == "contact_upsert" and message.customer_id is not None:
+            rebuilt[message_id] = (message.customer_id, payload)
         by_destination.setdefault(message.destination, []).append(outbox.Replay(message_id, payload, detail))
     now = _now()
     with hub.engine.begin() as conn:
         for name, replays in by_destination.items():
             connector = hub.config.connectors.get(name)
             budget = connector.delivery.max_attempts if connector is not None else 10
-            result.replayed += outbox.replay(conn, replays, budget=budget, actor=result.actor, now=now)
+            replayed = outbox.replay(conn, replays, budget=budget, actor=result.actor, now=now)
+            result.replayed += replayed
+            if changes is not None:  # the replayed contact is today's data: change detection must not re-send it
+                changes.remember_replayed(conn, name, [rebuilt[i] for i in replayed if i in rebuilt])
     if result.replayed:
         log.info("dead letters replayed", ids=result.replayed, actor=result.actor, count=len(result.replayed))
     return result
