@@ -298,25 +298,55 @@ def _delivery_commands(cli: typer.Typer) -> None:
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="show what would go out per destination; send nothing")
         ] = False,
+        sandbox: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox", help="deliver to the installed emulators, started in this process, not the configured URLs"
+            ),
+        ] = False,
+        faults: Annotated[
+            str | None,
+            typer.Option(help="with --sandbox: faults the emulators inject, e.g. error_rate=0.05,rate_429=0.02"),
+        ] = None,
     ) -> None:
         """One delivery pass: recover stale messages, enqueue changes, send what is due. Prints a summary."""
+        from contextlib import ExitStack
+
         from hub.delivery.dispatcher import deliver
 
         hub = _load(config)
         hub.ensure_schema()
-        if dry_run:
-            _print_plan(deliver(hub, destinations or None, dry_run=True))
-            return
-        with _delivery_progress() as progress:
-            tasks: dict[str, Any] = {}
+        if faults and not sandbox:
+            raise _fail("--faults needs --sandbox: faults are injected by the emulators", code=2)
+        with ExitStack() as stack:
+            stack.callback(hub.close)  # pooled connections of the destinations' clients
+            running: dict[str, Any] = {}
+            if sandbox:
+                from hub.delivery.sandboxed import point_at_emulators
+                from hub.sandbox import Faults
 
-            def on_progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total or None)
-                progress.update(tasks[name], completed=done, total=max(total, done) or None)
+                try:
+                    injected = Faults.parse(faults) if faults else None
+                except ValueError as exc:
+                    raise _fail(f"--faults: {exc}", code=2) from None
+                running = point_at_emulators(hub, stack, destinations or None, injected)
+                for name, emulator in running.items():
+                    console.print(f"sandbox: {name} -> {emulator.name} emulator at {emulator.url}", highlight=False)
+            if dry_run:
+                _print_plan(deliver(hub, destinations or None, dry_run=True))
+                return
+            with _delivery_progress() as progress:
+                tasks: dict[str, Any] = {}
 
-            summary = deliver(hub, destinations or None, progress=on_progress)
-        _print_delivery(summary)
+                def on_progress(name: str, done: int, total: int) -> None:
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, total=total or None)
+                    progress.update(tasks[name], completed=done, total=max(total, done) or None)
+
+                summary = deliver(hub, destinations or None, progress=on_progress)
+            _print_delivery(summary)
+            if running:
+                _print_received(running)
         if not summary.ok:
             raise typer.Exit(1)
 
@@ -484,28 +514,21 @@ def _print_plan(summary: Any) -> None:
 
 
 def _print_delivery(summary: Any) -> None:
-    table = Table(box=None, header_style="bold")
-    for name in ("destination", "status", "sent", "created", "updated", "retries", "dead", "invalid", "skipped"):
-        table.add_column(name, justify="left" if name in ("destination", "status", "sent") else "right")
-    table.add_column("req/s", justify="right")
-    table.add_column("time", justify="right")
     for name, s in summary.destinations.items():
-        status_ = "[red]paused[/red]" if s.paused else "[red]failed[/red]" if s.error else "ok"
-        sent = ", ".join(f"{kind} {n:,}" for kind, n in s.sent.items()) or "0"
-        table.add_row(
-            name,
-            status_,
-            sent,
-            f"{s.created:,}",
-            f"{s.updated:,}",
-            f"{s.retries:,}",
-            f"{s.dead:,}",
-            f"{s.invalid:,}",
-            f"{s.skipped:,}",
-            f"{s.requests_per_second:,.1f}",
-            f"{s.elapsed:.1f} s",
-        )
-    console.print(table)
+        status_ = "[red]PAUSED[/red]" if s.paused else "[red]FAILED[/red]" if s.error else "ok"
+        console.print(f"[bold]{name}[/bold]: {status_} in {s.elapsed:.1f} s ({s.requests_per_second:,.0f} requests/s)")
+        sent = ", ".join(f"{kind} {n:,}" for kind, n in s.sent.items()) or "nothing"
+        if s.created or s.updated:
+            sent += f" (contacts: {s.created:,} created, {s.updated:,} updated)"
+        console.print(f"  sent      {sent}", highlight=False)
+        console.print(f"  retries   {s.retries:,}; dead {s.dead:,}; invalid {s.invalid:,}; skipped {s.skipped:,}")
+        enqueued = {k: n for k, n in (s.enqueued or {}).items() if n}
+        if enqueued:
+            invalid = enqueued.pop("invalid", 0)
+            text = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in enqueued.items()) or "nothing new"
+            if invalid:
+                text += f"; {invalid:,} not sendable (e.g. no match key), kept as dead letters"
+            console.print(f"  enqueued  {text}", highlight=False)
     if summary.recovered.get("pending") or summary.recovered.get("dead"):
         console.print(
             f"recovered after an interrupted pass: {summary.recovered['pending']} back to pending,"
@@ -520,6 +543,15 @@ def _print_delivery(summary: Any) -> None:
             console.print(
                 f"{name}: {s.dead + s.invalid} new dead letters; see `hub deadletters list --destination {name}`"
             )
+
+
+def _print_received(running: dict[str, Any]) -> None:
+    from hub.delivery.sandboxed import received
+
+    for name, emulator in running.items():
+        counts = received(emulator)
+        text = ", ".join(f"{key.replace('_', ' ')} {n:,}" for key, n in counts.items())
+        console.print(f"{name} ({emulator.name} emulator) holds: {text}", highlight=False)
 
 
 def _progress() -> Progress:

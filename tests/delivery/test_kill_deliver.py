@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hub.app import Hub
 from hub.delivery.changes import enqueue
@@ -39,17 +40,15 @@ def _project(base: Path, data: Path, url: str) -> Path:
     (base / "mappings").symlink_to(ROOT / "mappings")
     (base / "var").mkdir()
     (base / "var" / "demo").symlink_to(data)
-    text = (ROOT / "config" / "hub.yaml").read_text(encoding="utf-8")
-    connectors = text.index("\nconnectors:\n") + len("\nconnectors:\n")
-    voyado = (
-        "  voyado:\n"
-        "    plugin: voyado\n"
-        "    mapping: mappings/voyado.yaml\n"
-        f"    settings: {{base_url: '{url}', api_key: {emulator.DEFAULT_API_KEY}}}\n"
-        "    delivery: {concurrency: 4, backoff_initial: 1s, backoff_max: 2s}\n"
-    )
-    text = text[:connectors] + voyado + text[connectors:]
-    (base / "hub.yaml").write_text(text.replace("batch_size: 5000", "batch_size: 50"), encoding="utf-8")
+    config = yaml.safe_load((ROOT / "config" / "hub.yaml").read_text(encoding="utf-8"))
+    config["batch_size"] = 50
+    config["connectors"]["voyado"] = {
+        "plugin": "voyado",
+        "mapping": "mappings/voyado.yaml",
+        "settings": {"base_url": url, "api_key": emulator.DEFAULT_API_KEY, "store_external_id": "WEB"},
+        "delivery": {"concurrency": 4, "backoff_initial": "1s", "backoff_max": "2s"},
+    }
+    (base / "hub.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return base
 
 

@@ -31,6 +31,7 @@ from hub.plugins import make_plugin_manager
 from hub_plugins import demo as demo_plugin
 from hub_plugins import files as files_plugin
 from hub_plugins import standard as standard_plugin
+from hub_plugins import voyado as voyado_plugin
 from hub_plugins.demo import _sorted, generator
 from hub_plugins.demo._people import FIRST_NAMES, LAST_NAMES, LOCAL_PATTERNS, Scramble
 from hub_plugins.demo.generator import Manifest, generate
@@ -280,7 +281,7 @@ def demo_hub(demo: tuple[Path, Manifest], tmp_path_factory: pytest.TempPathFacto
     (project / "var").mkdir()
     (project / "var" / "demo").symlink_to(root)
     (project / "mappings").symlink_to(REPO / "mappings")
-    pm = make_plugin_manager(entrypoints=False, plugins=[files_plugin, standard_plugin])
+    pm = make_plugin_manager(entrypoints=False, plugins=[files_plugin, standard_plugin, voyado_plugin])
     return Hub.load(REPO / "config" / "hub.yaml", pm=pm, project_dir=project)
 
 
