@@ -167,7 +167,8 @@ class Hub:
         return self._mappings[key]
 
     def check_mappings(self) -> list[ConfigIssue]:
-        """Compile every mapping of every enabled source; return every issue found (for ``hub validate``)."""
+        """Compile every mapping of every enabled source and every destination's outbound mapping; return every
+        issue found (for ``hub validate``)."""
         issues: list[ConfigIssue] = []
         for name in self.sources():
             source = self.connector(name)
@@ -175,6 +176,14 @@ class Hub:
             for stream in source.streams():
                 try:
                     self.mapping(name, stream)
+                except ConfigError as exc:
+                    issues.extend(exc.issues)
+        from hub.delivery.outbound import outbound_mapping
+
+        for name in self.destinations():
+            if "contact_upsert" in self.connector_types[self.config.connectors[name].plugin].kinds:
+                try:
+                    outbound_mapping(self, name)
                 except ConfigError as exc:
                     issues.extend(exc.issues)
         return issues
