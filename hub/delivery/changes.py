@@ -264,15 +264,59 @@ class _Pass:
                     return
                 after = rows[-1][0]
                 self.summary.batches += 1
-                out = self._deletes(conn, rows) if "contact_delete" in self.kinds else []
+                to_delete, adopted = self._adoptions(conn, rows)
+                out = self._deletes(conn, to_delete) if "contact_delete" in self.kinds else []
                 if self.dry_run:
                     continue
+                if adopted:
+                    bulk_upsert(
+                        conn,
+                        _state,
+                        [(self.name, survivor, remote_id, 0, self.now) for survivor, remote_id in adopted.items()],
+                        ("destination", "customer_id", "remote_id", "version", "updated_at"),
+                        conflict=("destination", "customer_id"),
+                        update=("remote_id", "updated_at"),
+                    )
                 ids = [row[0] for row in rows]
                 self.summary.superseded += self._supersede(conn, ids, f"customer merged into another: {_SUPERSEDED}")
                 _write_messages(conn, self.name, out, self.now)
                 conn.execute(
                     _state.delete().where(_state.c.destination == self.name, one_of(conn, _state.c.customer_id, ids))
                 )
+
+    def _adoptions(self, conn: sa.Connection, rows: Sequence[Any]) -> tuple[list[Any], dict[int, str]]:
+        """Keep the destination's contact of a merged-away customer when it can be the survivor's.
+
+        A survivor the destination has no contact for adopts the merged customer's (its next upsert updates that
+        contact, which keeps its history at the destination: purchases, messages); a merged customer whose contact
+        is already the survivor's needs no delete. Only a second, different contact is deleted. Returns the rows
+        still to delete and ``{survivor: remote id}`` to record.
+        """
+        with_remote = [row for row in rows if row[1]]
+        if not with_remote:
+            return list(rows), {}
+        survivor_of = survivors(conn, [row[3] for row in with_remote])
+        known = dict(
+            conn.execute(
+                sa.select(_state.c.customer_id, _state.c.remote_id).where(
+                    _state.c.destination == self.name,
+                    one_of(conn, _state.c.customer_id, sorted(set(survivor_of.values()))),
+                )
+            ).all()
+        )
+        adopted: dict[int, str] = {}
+        keep: list[Any] = []
+        for row in rows:
+            _, remote_id, _, merged_into = row
+            survivor = survivor_of.get(merged_into, merged_into) if remote_id else None
+            current = adopted.get(survivor) or known.get(survivor) if survivor is not None else None
+            if survivor is not None and current is None:
+                adopted[survivor] = remote_id
+            elif survivor is not None and current == remote_id:
+                continue
+            else:
+                keep.append(row)
+        return keep, adopted
 
     def _deletes(self, conn: sa.Connection, rows: Sequence[Any]) -> list[_Out]:
         had = [row for row in rows if row[1] or (row[2] and not row[2].startswith(INVALID_MARK))]

@@ -268,7 +268,7 @@ def test_a_customer_merged_away_gets_a_delete_with_its_remote_id_and_its_state_g
     enqueue_changes(hub, "crm", now=LATER)
     with hub.engine.begin() as conn:
         conn.execute(message_t.update().values(status="sent"))
-        conn.execute(sa.text("UPDATE outbound_state SET remote_id = 'R-3' WHERE customer_id = 3"))
+        conn.execute(sa.text("UPDATE outbound_state SET remote_id = 'R-' || customer_id"))
         merge(conn, 3, 1, LATER)
     summary = enqueue_changes(hub, "crm", now=MUCH_LATER)
     assert summary.counts["contact_delete"] == 1
@@ -286,6 +286,31 @@ def test_a_customer_merged_away_gets_a_delete_with_its_remote_id_and_its_state_g
     }
     assert 3 not in states(hub)
     assert enqueue_changes(hub, "crm", now=MUCH_LATER + timedelta(hours=1)).enqueued == 0
+
+
+def test_a_survivor_without_a_contact_adopts_the_merged_customers_instead_of_a_delete(make_hub):
+    hub = make_hub()
+    three_customers(hub)
+    enqueue_changes(hub, "crm", now=LATER)
+    with hub.engine.begin() as conn:
+        conn.execute(message_t.update().values(status="sent"))
+        conn.execute(sa.text("UPDATE outbound_state SET remote_id = 'R-3' WHERE customer_id = 3"))
+        merge(conn, 3, 1, LATER)
+    summary = enqueue_changes(hub, "crm", now=MUCH_LATER)
+    assert summary.counts["contact_delete"] == 0  # the contact (and its history at the destination) is kept
+    assert states(hub)[1].remote_id == "R-3" and 3 not in states(hub)
+
+
+def test_a_merged_customer_whose_contact_is_already_the_survivors_gets_no_delete(make_hub):
+    hub = make_hub()
+    three_customers(hub)
+    enqueue_changes(hub, "crm", now=LATER)
+    with hub.engine.begin() as conn:
+        conn.execute(message_t.update().values(status="sent"))
+        conn.execute(sa.text("UPDATE outbound_state SET remote_id = 'R-same' WHERE customer_id IN (1, 3)"))
+        merge(conn, 3, 1, LATER)
+    assert enqueue_changes(hub, "crm", now=MUCH_LATER).counts["contact_delete"] == 0
+    assert states(hub)[1].remote_id == "R-same"
 
 
 def test_a_merged_customer_the_destination_never_had_gets_no_delete_and_its_pending_upsert_is_skipped(make_hub):
