@@ -211,7 +211,15 @@ def main() -> None:
 
         if not args.skip_faults:
             rate = args.fault_rate
-            faults = {"error_rate": rate * 0.6, "rate_429": rate * 0.3, "timeout_rate": rate * 0.1, "hang_seconds": 2}
+            # 429s come without Retry-After here: with it, each one pauses the whole destination (as it must), and
+            # thousands of random 429s would measure the pause, not the delivery.
+            faults = {
+                "error_rate": rate * 0.75,
+                "rate_429": rate * 0.2,
+                "retry_after": None,
+                "timeout_rate": rate * 0.05,
+                "hang_seconds": 2,
+            }
             port = _free_port()
             emulator = _start_emulator(port, faults)
             base_url = f"http://127.0.0.1:{port}"
