@@ -11,11 +11,12 @@ and pauses.
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -306,28 +307,28 @@ class _DestinationRun:
             return
         concurrency = self.config.concurrency
         empty: set[str] = set()
-        futures: set[Future[None]] = set()
+        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # cheaper than wait() over a set
+        outstanding = 0
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send:{self.name}") as pool:
             try:
                 while not self.stop.is_set():
-                    while len(futures) < concurrency * 2 and not self.stop.is_set():
+                    while outstanding < concurrency * 2 and not self.stop.is_set():
                         rows = self._claim_next(due, empty)
-                        if not rows and not futures and self._flush():
+                        if not rows and not outstanding and self._flush():
                             rows = self._claim_next(due, empty)  # rows waiting for a contact just recorded
                         if not rows:
                             break
                         for batch in self._batches(rows):
-                            futures.add(pool.submit(self._process, batch))
-                    if not futures:
+                            pool.submit(self._process, batch).add_done_callback(finished.put)
+                            outstanding += 1
+                    if not outstanding:
                         break
-                    finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()
+                    done = finished.get()
+                    outstanding -= 1
+                    done.result()
             except BaseException:
                 self.stop.set()  # batches not started yet put their rows back untouched
                 raise
-            finally:
-                wait(futures)
 
     def _claim_next(self, due: datetime, empty: set[str]) -> list[Claimed]:
         """The next chunk, of the first kind (in :data:`KIND_ORDER`) with due rows. A kind found empty stays empty
