@@ -309,10 +309,13 @@ class _DestinationRun:
         empty: set[str] = set()
         finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # cheaper than wait() over a set
         outstanding = 0
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send:{self.name}") as pool:
+        # More sender threads than HTTP slots: the transport caps requests in flight at `concurrency`, and a
+        # batch sleeping before its in-pass retry must not hold a slot that a healthy batch could use.
+        workers = concurrency * _WORKERS_PER_SLOT
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send:{self.name}") as pool:
             try:
                 while not self.stop.is_set():
-                    while outstanding < concurrency * 2 and not self.stop.is_set():
+                    while outstanding < workers * 2 and not self.stop.is_set():
                         rows = self._claim_next(due, empty)
                         if not rows and not outstanding and self._flush():
                             rows = self._claim_next(due, empty)  # rows waiting for a contact just recorded
@@ -662,6 +665,8 @@ class _DestinationRun:
             self.progress(self.name, self.done, self.total)
 
 
+#: Sender threads per HTTP slot (see ``_dispatch``).
+_WORKERS_PER_SLOT = 4
 #: Grouped outcome writes: at most this many rows, or this many seconds, per transaction.
 _GROUP_ROWS = 200
 _GROUP_SECONDS = 0.25
