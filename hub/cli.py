@@ -144,6 +144,14 @@ def make_cli() -> typer.Typer:
             types = ", ".join(f"{t['type']} ({'/'.join(t['roles'])})" for t in p["connector_types"])
             table.add_row(p["name"], p["distribution"] or "-", types or "-", ", ".join(p["hooks"]))
         console.print(table)
+        for p in info["plugins"]:
+            for t in p["connector_types"]:
+                for kind, spec in t["kinds"].items():
+                    console.print(
+                        f"{t['type']}.{kind}: {spec['guarantee'].replace('_', '-')}, {spec['batch_size']} per request"
+                        + (f"; {spec['why']}" if spec["why"] else ""),
+                        highlight=False,
+                    )
         for failure in info["failures"]:
             err.print(f"[red]plugin {failure['name']} failed to load:[/red] {failure['error']}")
 

@@ -155,6 +155,10 @@ def describe(pm: pluggy.PluginManager) -> dict[str, Any]:
                         "roles": list(cls.roles),
                         "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                         "settings_schema": cls.Settings.model_json_schema(),
+                        "kinds": {
+                            kind: {"batch_size": spec.batch_size, "guarantee": spec.guarantee, "why": spec.why}
+                            for kind, spec in (getattr(cls, "kinds", None) or {}).items()
+                        },
                     }
                 )
     return {

@@ -91,3 +91,13 @@ def test_plugins_lists_the_builtin_connector_types_with_roles(project):
     listing = json.loads(hub(project, "plugins", "--json").stdout)
     types = {t["type"]: t["roles"] for p in listing["plugins"] for t in p["connector_types"]}
     assert types["files"] == ["source"]
+
+
+def test_plugins_shows_each_destination_kinds_delivery_guarantee_and_why(project):
+    listing = json.loads(hub(project, "plugins", "--json").stdout)
+    kinds = {t["type"]: t["kinds"] for p in listing["plugins"] for t in p["connector_types"]}
+    assert kinds["files"] == {}
+    assert kinds["voyado"]["trigger"]["guarantee"] == "at_most_once"
+    assert "idempotency" in kinds["voyado"]["trigger"]["why"]
+    text = hub(project, "plugins").stdout
+    assert "voyado.order: at-least-once" in text
