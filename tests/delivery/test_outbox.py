@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +88,7 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows_and_never_overlap(make
         start.wait()
         while rows := _claim(env, "order", limit=7, owner=f"h:{n}"):
             claimed[n].extend(r.idempotency_key for r in rows)
+            time.sleep(0.005)  # as a sender would be busy: lets the other workers claim in between
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(claimed))]
     for t in threads:
