@@ -34,6 +34,7 @@ from hub.delivery.outcomes import InvalidMessage
 from hub.delivery.views import CONSENT_CHANNELS, CONSENT_FIELDS, CUSTOMER_FIELDS, IDENTITY_LISTS, jsonable
 from hub.errors import ConfigError, ConfigIssue, MappingError
 from hub.mapping.coerce import Converter, make_converter, zone
+from hub.mapping.fields import build_transform
 from hub.mapping.paths import Path as ViewPath
 from hub.mapping.paths import parse_path
 from hub.mapping.pipeline import is_missing
@@ -398,34 +399,7 @@ def _transform(
     issues: list[ConfigIssue],
 ) -> tuple[str, Transform] | None:
     """Build one transform exactly as inbound mappings do: ``name`` or ``{name: arguments}``."""
-    if isinstance(item, str):
-        name, args, has_args = item, None, False
-    elif isinstance(item, dict) and len(item) == 1:
-        ((name, args),) = item.items()
-        has_args = args is not None
-    else:
-        issues.append(
-            located.issue(loc, "a transform is a name or {name: arguments}, e.g. `strip` or `{truncate: 40}`")
-        )
-        return None
-    factory = transforms.get(name)
-    if factory is None:
-        issues.append(located.issue(loc, f"unknown transform {name!r}; known: {', '.join(sorted(transforms))}"))
-        return None
-    try:
-        if not has_args:
-            built = factory()
-        elif isinstance(args, dict):
-            built = factory(**args)
-        else:
-            built = factory(args)
-    except (TypeError, ValueError) as exc:
-        issues.append(located.issue(loc, f"bad arguments for transform {name!r}: {exc}"))
-        return None
-    if not callable(built):
-        issues.append(located.issue(loc, f"transform {name!r} did not return a function (its plugin is broken)"))
-        return None
-    return name, built
+    return build_transform(item, transforms, lambda message: issues.append(located.issue(loc, message)))
 
 
 def _validate(

@@ -210,17 +210,25 @@ def _converter(ctx: CompileContext, loc: Loc, spec: FieldSpec) -> Converter | No
 
 
 def _transform(ctx: CompileContext, loc: Loc, item: Any) -> tuple[str, Transform] | None:
+    return build_transform(item, ctx.transforms, lambda message: ctx.report(loc, message))
+
+
+def build_transform(
+    item: Any, transforms: Mapping[str, Callable[..., Transform]], report: Callable[[str], object]
+) -> tuple[str, Transform] | None:
+    """Build one transform from its YAML form, ``name`` or ``{name: arguments}``; inbound and outbound mappings
+    share it. Problems go to ``report`` (the caller adds the location) and give None."""
     if isinstance(item, str):
         name, args, has_args = item, None, False
     elif isinstance(item, dict) and len(item) == 1:
         ((name, args),) = item.items()
         has_args = args is not None
     else:
-        ctx.report(loc, "a transform is a name or {name: arguments}, e.g. `strip` or `{truncate: 40}`")
+        report("a transform is a name or {name: arguments}, e.g. `strip` or `{truncate: 40}`")
         return None
-    factory = ctx.transforms.get(name)
+    factory = transforms.get(name)
     if factory is None:
-        ctx.report(loc, f"unknown transform {name!r}; known: {', '.join(sorted(ctx.transforms))}")
+        report(f"unknown transform {name!r}; known: {', '.join(sorted(transforms))}")
         return None
     try:
         if not has_args:
@@ -230,9 +238,9 @@ def _transform(ctx: CompileContext, loc: Loc, item: Any) -> tuple[str, Transform
         else:
             built = factory(args)
     except (TypeError, ValueError) as exc:
-        ctx.report(loc, f"bad arguments for transform {name!r}: {exc}")
+        report(f"bad arguments for transform {name!r}: {exc}")
         return None
     if not callable(built):
-        ctx.report(loc, f"transform {name!r} did not return a function (its plugin is broken)")
+        report(f"transform {name!r} did not return a function (its plugin is broken)")
         return None
     return name, built
