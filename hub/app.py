@@ -14,6 +14,8 @@ from pydantic import BaseModel, SecretStr
 
 from hub import plugins as plugin_registry
 from hub._yaml import load_located
+from hub.audience.types import AttributeSpec
+from hub.clock import Clock, SystemClock
 from hub.config import HubConfig, config_path, load_config
 from hub.connectors import Connector, ConnectorContext, Destination, Source
 from hub.db import make_engine
@@ -38,6 +40,8 @@ class Hub:
 
     config: HubConfig
     pm: pluggy.PluginManager
+    #: The one clock of compute, segments, triggers and contact pressure; tests and ``--now`` replace it.
+    clock: Clock = field(default_factory=SystemClock)
     _connectors: dict[str, Connector] = field(default_factory=dict)
     _mappings: dict[tuple[str, str], CompiledMapping] = field(default_factory=dict)
     _limits: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +65,11 @@ class Hub:
     @cached_property
     def engine(self) -> sa.Engine:
         return make_engine(self.config.database_url(), echo=self.config.database.echo)
+
+    @cached_property
+    def attribute_specs(self) -> dict[str, AttributeSpec]:
+        """Attributes the plugins add (``hub_attributes``), by name."""
+        return plugin_registry.attribute_specs(self.pm)
 
     @cached_property
     def transforms(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     import typer
 
+    from hub.audience.types import AttributeSpec
     from hub.connectors import Connector
     from hub.engine.run import RunSummary
     from hub.sandbox import Emulator
@@ -55,6 +56,20 @@ def hub_transforms() -> dict[str, Callable[..., Any]]:
     error), so it must be a pure function of its value: no side effects, no I/O.
 
     :returns: a dict of transform name to factory. A name registered twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def hub_attributes() -> list[AttributeSpec]:
+    """Return computed attributes this plugin adds to every customer, for segments, triggers and ``hub explain``.
+
+    Called: once per ``Hub``, before hub.yaml is validated (so expressions may name the attributes). Each
+    :class:`hub.audience.types.AttributeSpec` has a name, a type, a description and a ``compute(conn,
+    customer_ids, now)`` that returns ``(customer_id, value)`` pairs in one set-based query; ``hub compute`` calls
+    it for the customers a load touched (``None``: all) inside its transaction. A name that is already built in
+    or registered by another plugin is an error naming both.
+
+    :returns: a list of ``AttributeSpec``.
     """
 
 

@@ -6,7 +6,7 @@ import importlib.metadata
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import structlog
@@ -14,6 +14,9 @@ import structlog
 from hub import hookspecs
 from hub.connectors import Connector
 from hub.errors import PluginError
+
+if TYPE_CHECKING:
+    from hub.audience.types import AttributeSpec
 
 ENTRYPOINT_GROUP = "hub"
 hookimpl = pluggy.HookimplMarker("hub")
@@ -120,6 +123,33 @@ def transforms(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
                 raise PluginError(f"transform {name!r} is registered by both {found[name][1]!r} and {owner!r}")
             found[name] = (factory, owner)
     return {name: factory for name, (factory, _) in found.items()}
+
+
+def attribute_specs(pm: pluggy.PluginManager) -> dict[str, AttributeSpec]:
+    """Attribute name -> spec, from every plugin's ``hub_attributes``. A clash (with a built-in or another
+    plugin's) names both."""
+    from hub.audience.catalog import ATTRIBUTES
+    from hub.audience.types import AttributeSpec
+
+    found: dict[str, tuple[AttributeSpec, str]] = {}
+    for impl in pm.hook.hub_attributes.get_hookimpls():
+        owner = _owner(pm, impl)
+        for spec in impl.function() or []:
+            if not isinstance(spec, AttributeSpec):
+                raise PluginError(f"plugin {owner!r} registered {spec!r}, which is not an AttributeSpec")
+            if spec.name in ATTRIBUTES:
+                raise PluginError(f"attribute {spec.name!r} of plugin {owner!r} is a built-in attribute")
+            if spec.name in found:
+                raise PluginError(f"attribute {spec.name!r} is registered by both {found[spec.name][1]!r} and {owner!r}")
+            found[spec.name] = (spec, owner)
+    return {name: spec for name, (spec, _) in found.items()}
+
+
+def attribute_names(pm: pluggy.PluginManager) -> frozenset[str]:
+    """Every attribute an expression may read: the built-in catalog and the plugins' attributes."""
+    from hub.audience.catalog import builtin_names
+
+    return builtin_names() | frozenset(attribute_specs(pm))
 
 
 def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:

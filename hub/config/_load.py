@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from hub._yaml import Loc, load_located
 from hub.config._interpolate import InterpolationError, interpolate
-from hub.config._models import HubConfig, LoadContext
+from hub.config._hub import HubConfig
+from hub.config._models import LoadContext
 from hub.errors import ConfigError, ConfigIssue
-from hub.plugins import connector_types
+from hub.plugins import attribute_names, connector_types
 
 DEFAULT_CONFIG_PATH = Path("config/hub.yaml")
 
@@ -65,6 +66,9 @@ def load_config(
         project_dir=_project_dir(data, project_dir),
         source_file=located.file,
         connector_names=_connector_names(data),
+        segment_names=_names(data.get("segments")),
+        message_types=_message_types(data),
+        attribute_names=attribute_names(pm),
     )
     issues = [located.issue(loc, message) for loc, message in placeholders.problems]
     config = None
@@ -164,6 +168,16 @@ def _project_dir(data: dict[str, Any], override: Path | None) -> Path:
 def _connector_names(data: dict[str, Any]) -> frozenset[str]:
     connectors = data.get("connectors")
     return frozenset(str(name) for name in connectors) if isinstance(connectors, dict) else frozenset()
+
+
+def _names(block: Any) -> frozenset[str]:
+    return frozenset(str(name) for name in block) if isinstance(block, dict) else frozenset()
+
+
+def _message_types(data: dict[str, Any]) -> frozenset[str] | None:
+    pressure = data.get("contact_pressure")
+    types = pressure.get("message_types") if isinstance(pressure, dict) else None
+    return _names(types) if isinstance(types, dict) else frozenset()
 
 
 def _display(path: Path) -> str:

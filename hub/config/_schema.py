@@ -8,7 +8,8 @@ import pluggy
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from hub.config._models import CONNECTOR_NAME, ConnectorConfig, HubConfig
+from hub.config._hub import HubConfig
+from hub.config._models import CONNECTOR_NAME, ConnectorConfig
 from hub.plugins import connector_types
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -175,12 +175,15 @@ def enqueue(
     now: datetime,
     *,
     remote_ref: str | None = None,
+    error: str | None = None,
 ) -> bool:
     """Write one pending outbox row in the caller's transaction; False when its idempotency key already exists.
 
-    The one way any part of hub adds to the outbox: the row commits (or not) with whatever decided it.
+    The one way any part of hub adds to the outbox: the row commits (or not) with whatever decided it. With
+    ``error`` (the destination's ``prepare`` refused the payload) the row is stored ``dead`` with ``error_class
+    = invalid`` and that reason, never sent, and shows up in ``hub deadletters``.
     """
-    row = _Out(kind, customer_id, payload, idempotency_key, None, remote_ref).row(destination, now)
+    row = _Out(kind, customer_id, payload, idempotency_key, error, remote_ref).row(destination, now)
     values = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
     insert = postgresql.insert(_message) if is_postgres(conn) else sqlite.insert(_message)
     result = conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))

@@ -1,5 +1,18 @@
 """The unified customer model. Importing this package registers every table on ``SQLModel.metadata``."""
 
+from hub.models.audience import (
+    AudienceCandidate,
+    AudienceState,
+    ContactLog,
+    CustomerAttributes,
+    CustomerGroup,
+    ModelFit,
+    SegmentChange,
+    SegmentMembership,
+    SegmentPush,
+    SegmentState,
+    VariantAssignment,
+)
 from hub.models.commerce import Cart, Order, OrderLine, Product, ProductRelation, Store
 from hub.models.customer import Consent, ConsentEvent, Customer, CustomerMerge, Identity
 from hub.models.delivery import DestinationState, Message, OutboundState, OutboxAudit
@@ -7,15 +20,21 @@ from hub.models.engagement import Event
 from hub.models.runs import Reject, SyncRun, SyncState
 
 __all__ = [
+    "AudienceCandidate",
+    "AudienceState",
     "Cart",
     "Consent",
     "ConsentEvent",
+    "ContactLog",
     "Customer",
+    "CustomerAttributes",
+    "CustomerGroup",
     "CustomerMerge",
     "DestinationState",
     "Event",
     "Identity",
     "Message",
+    "ModelFit",
     "Order",
     "OrderLine",
     "OutboundState",
@@ -23,7 +42,12 @@ __all__ = [
     "Product",
     "ProductRelation",
     "Reject",
+    "SegmentChange",
+    "SegmentMembership",
+    "SegmentPush",
+    "SegmentState",
     "Store",
     "SyncRun",
     "SyncState",
+    "VariantAssignment",
 ]

@@ -76,6 +76,8 @@ class Order(SQLModel, table=True):
     status: str | None = None
     is_return: bool = False
     original_order_external_id: str | None = None
+    #: The marketing campaign the order came from (a discount code, a UTM campaign): trigger filters read it.
+    campaign: str | None = None
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     loaded_at: datetime = Field(sa_type=UTCDateTime)
 

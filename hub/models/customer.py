@@ -41,6 +41,8 @@ class Customer(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     merged_into: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    #: Set when the person asked to be forgotten: no message of any kind goes to them.
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Identity(SQLModel, table=True):
