@@ -17,6 +17,7 @@ from rich.table import Table
 from hub import __version__, report
 from hub import plugins as plugin_registry
 from hub.app import Hub
+from hub.audience.commands import add_commands as add_audience_commands
 from hub.config import config_json_schema, config_path, starter_config
 from hub.errors import ConfigError, HubError
 from hub.logging import configure_logging
@@ -282,6 +283,7 @@ def make_cli() -> typer.Typer:
         sys.stdout.write(json.dumps(row["payload"], indent=2, ensure_ascii=False, default=str) + "\n")
 
     _delivery_commands(cli)
+    add_audience_commands(cli)
     try:
         from hub.sandbox.command import sandbox as sandbox_command
     except ImportError:

@@ -140,7 +140,9 @@ def attribute_specs(pm: pluggy.PluginManager) -> dict[str, AttributeSpec]:
             if spec.name in ATTRIBUTES:
                 raise PluginError(f"attribute {spec.name!r} of plugin {owner!r} is a built-in attribute")
             if spec.name in found:
-                raise PluginError(f"attribute {spec.name!r} is registered by both {found[spec.name][1]!r} and {owner!r}")
+                raise PluginError(
+                    f"attribute {spec.name!r} is registered by both {found[spec.name][1]!r} and {owner!r}"
+                )
             found[spec.name] = (spec, owner)
     return {name: spec for name, (spec, _) in found.items()}
 

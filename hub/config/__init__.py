@@ -7,9 +7,9 @@ issues read ``file:line: key.path: message``. No message, repr or dump shows the
 secret setting.
 """
 
+from hub.config._hub import HubConfig
 from hub.config._interpolate import InterpolationError, interpolate
 from hub.config._load import DEFAULT_CONFIG_PATH, config_path, load_config
-from hub.config._hub import HubConfig
 from hub.config._models import (
     DEFAULT_DATABASE_URL,
     DEFAULT_MAX_PER_CUSTOMER,

@@ -13,8 +13,8 @@ import pluggy
 from pydantic import ValidationError
 
 from hub._yaml import Loc, load_located
-from hub.config._interpolate import InterpolationError, interpolate
 from hub.config._hub import HubConfig
+from hub.config._interpolate import InterpolationError, interpolate
 from hub.config._models import LoadContext
 from hub.errors import ConfigError, ConfigIssue
 from hub.plugins import attribute_names, connector_types

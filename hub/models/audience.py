@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from hub.db import UTCDateTime
@@ -71,7 +71,7 @@ class CustomerGroup(SQLModel, table=True):
 
 
 class ModelFit(SQLModel, table=True):
-    """A fitted statistical model (``bgnbd``, ``gamma_gamma``): its parameters, so an incremental compute reuses them."""
+    """A fitted model (``bgnbd``, ``gamma_gamma``): its parameters, so an incremental compute reuses them."""
 
     __tablename__ = "model_fit"
 

@@ -81,6 +81,10 @@ def test_top_level_is_closed_and_lists_every_block(schema: dict[str, Any]) -> No
         "plugins",
         "identity",
         "connectors",
+        "attributes",
+        "contact_pressure",
+        "segments",
+        "triggers",
     }
 
 
