@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/hub demo-data --out var/demo
 	$(BIN)/hub db upgrade
 	$(BIN)/hub sync
+	$(BIN)/hub audience --now 2025-01-01T09:00:00+01:00
 	$(BIN)/hub deliver --sandbox --faults error_rate=0.02,drop_rate=0.005,rate_429=0.0005
 
 lint: $(STAMP)

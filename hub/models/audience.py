@@ -103,6 +103,8 @@ class SegmentChange(SQLModel, table=True):
     segment: str
     customer_id: int
     change: str  # entered | left
+    #: Written by a segment's first evaluation: it records who was already in, so no segment trigger fires for it.
+    initial: bool = False
     at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -129,6 +129,7 @@ def upgrade() -> None:
     sa.Column('segment', sa.String(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('change', sa.String(), nullable=False),
+    sa.Column('initial', sa.Boolean(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
