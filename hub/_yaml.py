@@ -92,6 +92,9 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> A
                 raise ConfigError(
                     ConfigIssue(file, key_node.start_mark.line + 1, format_loc(loc), "keys must be plain scalars")
                 )
+            if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                # YAML 1.1 reads a key `on:` (or yes/no/off) as a boolean; as a key it is always the word.
+                key = key_node.value
             key = str(key) if not isinstance(key, str) else key
             if key in out:
                 raise ConfigError(
