@@ -102,7 +102,7 @@ def run_audience(hub: Hub, *, now: datetime | None = None, full: bool | None = N
 
     started = time.perf_counter()
     with hub.engine.begin() as conn:
-        summary.fired = fire_triggers(conn, config, now)
+        summary.fired = fire_triggers(conn, config, now, plugin_attributes=specs)
     summary.seconds["triggers"] = time.perf_counter() - started
 
     started = time.perf_counter()

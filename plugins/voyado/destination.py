@@ -176,7 +176,7 @@ class VoyadoDestination(Destination):
                 raise InvalidMessage("a trigger's data must be an object of named values")
             return {
                 "trigger_id": str(view["trigger_id"]),
-                "data": data,
+                "data": flatten_trigger_data(data),
                 "match": self._required_match(view, "the trigger"),
             }
         raise InvalidMessage(f"Voyado does not take {kind} messages")
@@ -291,6 +291,59 @@ class VoyadoDestination(Destination):
         return _contact_pending(
             self.http.post(f"{base}/triggerByContactId/{quote(contact_id)}", json=payload["data"]), ref=contact_id
         )
+
+
+def _camel(*parts: str) -> str:
+    """``("order", "unit_price")`` -> ``orderUnitPrice``: Engage's own field names are camelCase."""
+    words = [word for part in parts for word in part.replace("-", "_").split("_") if word]
+    if not words:
+        return ""
+    return words[0][:1].lower() + words[0][1:] + "".join(word[:1].upper() + word[1:] for word in words[1:])
+
+
+def _singular(name: str) -> str:
+    """``accessories`` -> ``accessory``, ``lines`` -> ``line``: numbered keys read as one item each."""
+    if name.endswith("ies") and len(name) > 3:
+        return name[:-3] + "y"
+    if name.endswith("s") and not name.endswith("ss") and len(name) > 1:
+        return name[:-1]
+    return name
+
+
+def flatten_trigger_data(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A custom trigger's body: Engage takes a flat object of scalars that its templates address by name.
+
+    Nested objects join their keys in camelCase (``customer.first_name`` -> ``customerFirstName``); a list of
+    objects becomes numbered keys from 1 and a count (``accessories`` -> ``accessory1Sku``, ...,
+    ``accessoryCount``); a list of scalars becomes comma-joined text. Nulls are left out (an absent field and an
+    empty one look the same in a template). The first of two values that flatten to one key wins.
+    """
+    flat: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        if value is not None and key not in flat:
+            flat[key] = value
+
+    for name, value in data.items():
+        path = (*prefix, str(name))
+        if isinstance(value, Mapping):
+            for key, inner in flatten_trigger_data(value, path).items():
+                put(key, inner)
+        elif isinstance(value, list | tuple) and any(isinstance(item, Mapping) for item in value):
+            items = [item for item in value if isinstance(item, Mapping)]
+            single = (*path[:-1], _singular(path[-1]))
+            for number, item in enumerate(items, 1):
+                numbered = (*single[:-1], f"{single[-1]}_{number}")
+                for key, inner in flatten_trigger_data(item, numbered).items():
+                    put(key, inner)
+            put(_camel(*single, "count"), len(items))
+        elif isinstance(value, list | tuple):
+            put(_camel(*path), ",".join(str(item) for item in value if item is not None))
+        elif isinstance(value, str | int | float | bool) or value is None:
+            put(_camel(*path), value)
+        else:
+            put(_camel(*path), str(value))
+    return flat
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
