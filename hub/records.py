@@ -79,6 +79,7 @@ ENTITY_FIELDS: dict[str, dict[str, bool]] = {
         "status": False,
         "is_return": False,
         "original_order_external_id": False,  # for a return receipt
+        "campaign": False,  # the marketing campaign behind the order: a discount code, a UTM campaign
         "updated_at": False,
     },
     "order_line": {

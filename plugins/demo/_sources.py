@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,14 +72,41 @@ class ShopIdentity:
     marketing_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class WebOrder:
+    """A web order placed, as the carts before it need it."""
+
+    order_id: int
+    created: str  # ISO 8601 with Oslo's offset
+    basket: Basket
+
+
+#: Fields to add to a web order (a campaign): (the order, its day index, whether it is the person's first online).
+OrderTagger = Callable[[dict[str, Any], int, bool], dict[str, Any]]
+
+
 class Systems:
-    """Writes the records of the web shop, the tills and the ERP for one person at a time."""
+    """Writes the records of the web shop, the tills and the ERP for one person at a time.
+
+    ``placed`` holds the current person's web orders, and ``tag_order`` may add fields to each (a campaign).
+    Neither draws from ``rng``, nor does any draw depend on the added fields, so the rest of the data is the
+    same with or without them.
+    """
 
     def __init__(
-        self, rng: random.Random, catalog: Catalog, calendar: Calendar, web: MonthlyFiles, pos: MonthlyFiles
+        self,
+        rng: random.Random,
+        catalog: Catalog,
+        calendar: Calendar,
+        web: MonthlyFiles,
+        pos: MonthlyFiles,
+        tally: Tally | None = None,
+        tag_order: OrderTagger | None = None,
     ) -> None:
         self.rng, self.catalog, self.calendar, self.web, self.pos = rng, catalog, calendar, web, pos
-        self.tally = Tally()
+        self.tally = tally or Tally()
+        self.tag_order = tag_order
+        self.placed: list[WebOrder] = []
         self._season = [Weighted(list(GROUPS), [g.weight * g.season[m] for g in GROUPS.values()]) for m in range(12)]
         self._domains = [d for d, _ in EMAIL_DOMAINS]
         self._order_id = 5_500_000_000_000
@@ -166,6 +194,7 @@ class Systems:
     def orders(self, p: Person, shop: ShopIdentity | None, links: set[tuple[Key, ...]]) -> None:
         """Every order the person places, online and in stores, in time order (the grill before its cover)."""
         rng, calendar = self.rng, self.calendar
+        self.placed = []
         home = rng.choice(self.catalog.stores_in[p.city.name])
         owned: list[str] = []
         plans = sorted(
@@ -278,11 +307,13 @@ class Systems:
             "customer": customer,
             "line_items": items,
         }
+        extra = self.tag_order(order, day, not self.placed) if self.tag_order is not None else {}
+        self.placed.append(WebOrder(order_id, created, basket))
         if rng.random() < 0.04 and day + 2 < DAYS:
             self._refund(order, day, basket)
         self.tally.orders["web_orders"] += 1
         self.tally.orders["web_order_lines"] += len(items)
-        line = orjson.dumps(order).decode() + "\n"
+        line = orjson.dumps(order | extra).decode() + "\n"
         valid = True
         if rng.random() < MALFORMED_RATE:
             valid = False
@@ -291,9 +322,9 @@ class Systems:
                 customer["email"] = customer["email"].replace("@", "@@")
             elif fault == "bad_date":
                 order["created_at"] = f"{d.iso[:5]}13-{d.iso[8:]}T{time}{d.offset}"
-            line = orjson.dumps(order).decode() + "\n"
-            if fault == "broken_json":  # the export died mid-line
-                line = line[: rng.randrange(10, len(line) // 2)] + "\n"
+            line = orjson.dumps(order | extra).decode() + "\n"
+            if fault == "broken_json":  # the export died mid-line (where, drawn as if the order had no extras)
+                line = line[: rng.randrange(10, (len(orjson.dumps(order).decode()) + 1) // 2)] + "\n"
         self.web.add(f"{d.compact}{time.replace(':', '')}{order_id:016d}", line)
         if valid:
             keys: list[Key] = []

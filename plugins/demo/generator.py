@@ -5,6 +5,7 @@
     pim/stores.csv  pim/products.jsonl  pim/relations.csv     master data (fixed size)
     erp/customers.csv                                         the ERP customer register (semicolon-separated)
     webshop/orders-YYYY-MM.jsonl                              Shopify-like orders, one file per month
+    webshop/carts.jsonl  webshop/events.jsonl                 carts; e-mail and loyalty events (see _audience)
     pos/receipts-YYYY-MM.csv                                  receipt lines, one file per month
     manifest.json                                             what was written, and what hub should make of it
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import orjson
 
+from hub_plugins.demo._audience import Audience
 from hub_plugins.demo._calendar import DAYS, FIRST_DAY, MONTHS, Calendar
 from hub_plugins.demo._catalog import Catalog, make_catalog
 from hub_plugins.demo._people import People
@@ -40,6 +42,7 @@ from hub_plugins.demo._sources import (
     WEB_KEY_WIDTH,
     Key,
     Systems,
+    Tally,
     money,
 )
 
@@ -70,6 +73,7 @@ class Manifest:
     malformed: dict[str, int]  # kind -> rows
     placeholders: dict[str, int]  # identifier kind -> records (rows, orders) carrying its placeholder
     orders: dict[str, int] = field(default_factory=dict)  # web orders, receipts, returns, lines, refunds
+    audience: dict[str, int] = field(default_factory=dict)  # carts, events by type, orders with a campaign
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -93,6 +97,7 @@ def generate(out_dir: Path, *, customers: int = 10_000, seed: int = 42) -> Manif
     catalog = make_catalog(random.Random(master.getrandbits(64)), FIRST_DAY, DAYS)
     people = People(customers, random.Random(master.getrandbits(64)))
     events = random.Random(master.getrandbits(64))
+    extras = random.Random(master.getrandbits(64))  # carts, events and campaigns: drawn last, they change nothing else
     files = _write_master_data(out_dir, catalog)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".demo-") as scratch:
         web = MonthlyFiles(
@@ -114,10 +119,15 @@ def generate(out_dir: Path, *, customers: int = 10_000, seed: int = 42) -> Manif
             header=",".join(POS_COLUMNS) + "\n",
             budget=SPILL_BYTES,
         )
-        systems = Systems(events, catalog, Calendar(), web=web, pos=pos)
-        truth = _write_people(out_dir / "erp" / "customers.csv", people, systems, customers)
+        calendar, tally = Calendar(), Tally()
+        audience = Audience(
+            extras, catalog, calendar, tally, out=out_dir / "webshop", scratch=Path(scratch), budget=SPILL_BYTES
+        )
+        systems = Systems(events, catalog, calendar, web=web, pos=pos, tally=tally, tag_order=audience.tag_order)
+        truth = _write_people(out_dir / "erp" / "customers.csv", people, systems, audience, customers)
         files["erp/customers.csv"] = truth.erp_rows
         files.update({f"webshop/{name}": n for name, n in web.close().items()})
+        files.update({f"webshop/{name}": n for name, n in audience.close().items()})
         files.update({f"pos/{name}": n for name, n in pos.close().items()})
     tally = systems.tally
     manifest = Manifest(
@@ -128,7 +138,9 @@ def generate(out_dir: Path, *, customers: int = 10_000, seed: int = 42) -> Manif
         persons_unseen=truth.unseen,
         files=files,
         streams={
-            "webshop.orders": sum(n for f, n in files.items() if f.startswith("webshop/")),
+            "webshop.orders": sum(n for f, n in files.items() if f.startswith("webshop/orders-")),
+            "webshop.carts": files["webshop/carts.jsonl"],
+            "webshop.events": files["webshop/events.jsonl"],
             "pos.receipts": sum(n for f, n in files.items() if f.startswith("pos/")),
             "erp.customers": truth.erp_rows,
             "pim.products": files["pim/products.jsonl"],
@@ -139,6 +151,7 @@ def generate(out_dir: Path, *, customers: int = 10_000, seed: int = 42) -> Manif
         malformed=dict(sorted(tally.malformed.items())),
         placeholders=dict(sorted(tally.placeholders.items())),
         orders=dict(sorted(tally.orders.items())),
+        audience=dict(sorted(audience.figures.items())),
     )
     (out_dir / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
@@ -152,8 +165,8 @@ class _Truth:
     erp_rows: int = 0
 
 
-def _write_people(erp_path: Path, people: People, systems: Systems, count: int) -> _Truth:
-    """Every person's orders and ERP row, one person at a time; the customers they make, from their keys."""
+def _write_people(erp_path: Path, people: People, systems: Systems, audience: Audience, count: int) -> _Truth:
+    """Every person's orders, ERP row, carts and events, one person at a time; the customers their keys make."""
     truth = _Truth()
     rng = systems.rng
     walk_in = ANONYMOUS_RECEIPTS_PER_PERSON / (1 + ANONYMOUS_RECEIPTS_PER_PERSON)  # geometric, that mean
@@ -170,6 +183,7 @@ def _write_people(erp_path: Path, people: People, systems: Systems, count: int) 
             if person.in_erp:
                 erp.writerow(systems.erp_row(person, shop, links))
                 truth.erp_rows += 1
+            audience.person(person, shop, systems.placed, links)
             merged = count_components(links)
             truth.customers += merged
             truth.split += merged > 1
