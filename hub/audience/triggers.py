@@ -343,6 +343,7 @@ def _segment_change(change: str) -> Any:
                 _change.c.id > after,
                 _change.c.segment == trigger.segment,
                 _change.c.change == change,
+                _change.c.initial.is_(False),  # a segment's first evaluation: they were already in
                 _change.c.at >= now - trigger.max_age,
                 _change.c.at <= now,
                 _customer.c.merged_into.is_(None),
