@@ -1,0 +1,665 @@
+"""Computed customer attributes (``customer_attributes``, ``customer_group``): the figures segments and triggers read.
+
+:func:`compute_attributes` rebuilds them in set-based SQL inside the caller's transaction: a temporary table of
+the orders in scope (value net of returns, UTC purchase day), then one ``INSERT ... SELECT`` per table with
+``GROUP BY`` and window functions, then population-wide ranks (:mod:`hub.audience.rfm`). Python touches numpy
+arrays fetched in one query, for the one thing SQL cannot do: fit and apply the CLV models (:mod:`hub.audience.clv`).
+
+Definitions: an order is a non-return order placed at or before ``now``; its value is ``orders.total`` (or the sum
+of its lines), a return's is ``-abs(total)``. Monetary figures are net of returns; ``return_rate`` = returned /
+purchased value. Days between purchases count distinct UTC purchase days. Virtual attributes (days since the last
+order, age, ...) are never stored: :func:`read_attributes` derives them from ``now``, as segments do in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from hub.audience import clv
+from hub.audience.catalog import ATTRIBUTES
+from hub.audience.rfm import assign_tiers, score_rfm
+from hub.audience.types import AttributeSpec
+from hub.config._audience import AttributesConfig, ClvConfig
+from hub.db import UTCDateTime, bulk_upsert, is_postgres, one_of
+from hub.models.audience import CustomerAttributes, CustomerGroup, ModelFit
+from hub.models.commerce import Order, OrderLine, Product, ProductRelation
+from hub.models.customer import Customer, CustomerMerge
+
+__all__ = ["ComputeSummary", "compute_attributes", "read_attributes", "touched_customers"]
+
+_attributes: sa.Table = CustomerAttributes.__table__  # type: ignore[attr-defined]
+_group: sa.Table = CustomerGroup.__table__  # type: ignore[attr-defined]
+_fit: sa.Table = ModelFit.__table__  # type: ignore[attr-defined]
+_orders: sa.Table = Order.__table__  # type: ignore[attr-defined]
+_line: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
+_product: sa.Table = Product.__table__  # type: ignore[attr-defined]
+_relation: sa.Table = ProductRelation.__table__  # type: ignore[attr-defined]
+_customer: sa.Table = Customer.__table__  # type: ignore[attr-defined]
+_merge: sa.Table = CustomerMerge.__table__  # type: ignore[attr-defined]
+
+# Work tables of one compute, created and dropped inside the caller's transaction.
+_temp = sa.MetaData()
+_scope = sa.Table("_aud_scope", _temp, sa.Column("customer_id", sa.Integer, primary_key=True), prefixes=["TEMPORARY"])
+_order = sa.Table(
+    "_aud_order",
+    _temp,
+    sa.Column("order_id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("placed_at", UTCDateTime(), nullable=False),
+    sa.Column("day", sa.Integer, nullable=False),
+    sa.Column("purchase", sa.Integer, nullable=False),  # 1 for an order, 0 for a return
+    sa.Column("value", sa.Float, nullable=False),  # negative for a return
+    sa.Column("channel", sa.String),
+    sa.Column("store", sa.String),
+    sa.Index("_aud_order_customer", "customer_id", "day"),
+    prefixes=["TEMPORARY"],
+)
+_day = sa.Table(
+    "_aud_day",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+_accessory = sa.Table(
+    "_aud_accessory",
+    _temp,
+    sa.Column("sku", sa.String, primary_key=True),
+    sa.Column("product_group", sa.String, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+_rhythm_t = sa.Table(
+    "_aud_rhythm",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("first", sa.Integer, nullable=False),
+    sa.Column("last", sa.Integer, nullable=False),
+    sa.Column("median", sa.Float),
+    prefixes=["TEMPORARY"],
+)
+_favourites = sa.Table(
+    "_aud_favourite",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_values = sa.Table(
+    "_aud_values",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("clv_predicted", sa.Float),
+    sa.Column("expected_purchases", sa.Float),
+    sa.Column("p_alive", sa.Float),
+    sa.Column("extra", sa.JSON),
+    prefixes=["TEMPORARY"],
+)
+_WORK_TABLES = (_scope, _order, _day, _accessory, _rhythm_t, _favourites, _values)
+
+#: Shift that keeps SQLite's day number positive before CAST truncates it (a floor for any date after 700 BC).
+_DAY_SHIFT = 1_000_000
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+BGNBD, GAMMA_GAMMA = "bgnbd", "gamma_gamma"
+_SQLITE_CACHE_KIB = -131_072  # negative: KiB, i.e. up to 128 MiB, allocated only as pages are used
+
+
+@dataclass(slots=True)
+class ComputeSummary:
+    """What one compute did: customers recomputed, full or incremental, the time it took, whether CLV was fitted."""
+
+    customers: int
+    full: bool
+    seconds: float
+    fitted: bool
+    tiers: dict[str, int] = field(default_factory=dict)
+
+
+def compute_attributes(
+    conn: sa.Connection,
+    config: AttributesConfig,
+    now: datetime,
+    *,
+    customer_ids: Sequence[int] | None = None,
+    plugin_attributes: Mapping[str, AttributeSpec] = {},  # read only
+) -> ComputeSummary:
+    """Recompute the attributes of every live customer (``customer_ids=None``) or of the given ones.
+
+    A given customer merged away loses its rows and its survivor is recomputed. Population-wide figures (R, F, M
+    scores, RFM segment, tier) are re-ranked over the whole table either way. CLV models are fitted on a full
+    compute (and stored in ``model_fit``); an incremental compute applies the stored fit.
+    """
+    started = time.perf_counter()
+    full = customer_ids is None
+    # Dropped first in case a failed compute on this connection left them; DDL rolls back with the transaction.
+    for table in _WORK_TABLES:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    cache = _grow_sqlite_cache(conn)
+    customers = _fill_scope(conn, customer_ids)
+    _stage_orders(conn, now)
+    _write_groups(conn)
+    _write_attributes(conn, config, now)
+    fitted = _apply_clv(conn, config.clv, now, full)
+    if plugin_attributes:
+        _apply_plugins(conn, plugin_attributes, customer_ids, now)
+    score_rfm(conn)
+    tiers = assign_tiers(conn, config.tiers)
+    for table in reversed(_WORK_TABLES):
+        table.drop(conn)
+    if cache is not None:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+    return ComputeSummary(customers, full, time.perf_counter() - started, fitted, tiers)
+
+
+def _grow_sqlite_cache(conn: sa.Connection) -> int | None:
+    """On SQLite, a page cache big enough for the sorts and index builds of a full compute; returns the old size.
+
+    The default 2 MB makes inserting 600k ``customer_group`` rows spill index pages to disk (30 % slower).
+    """
+    if is_postgres(conn):
+        return None
+    old = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA cache_size={_SQLITE_CACHE_KIB}")
+    return old
+
+
+def _fill_scope(conn: sa.Connection, customer_ids: Sequence[int] | None) -> int:
+    """The live customers to recompute; delete the rows of everyone recomputed or merged away."""
+    live = _customer.c.merged_into.is_(None)
+    if customer_ids is None:
+        conn.execute(_attributes.delete())
+        conn.execute(_group.delete())
+        picked = sa.select(_customer.c.id).where(live)
+    else:
+        asked = one_of(conn, _customer.c.id, sorted(set(customer_ids)))
+        survivor = sa.func.coalesce(_customer.c.merged_into, _customer.c.id)
+        picked = sa.select(survivor).where(asked).distinct()
+        gone = sa.select(_customer.c.id).where(asked, _customer.c.merged_into.is_not(None))
+        for table in (_attributes, _group):
+            conn.execute(table.delete().where(table.c.customer_id.in_(gone)))
+    conn.execute(_scope.insert().from_select(["customer_id"], picked))
+    in_scope = sa.select(_scope.c.customer_id)
+    if customer_ids is not None:
+        for table in (_attributes, _group):
+            conn.execute(table.delete().where(table.c.customer_id.in_(in_scope)))
+    return int(conn.execute(sa.select(sa.func.count()).select_from(_scope)).scalar_one())
+
+
+def _day_number(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    """Days since 1970-01-01 UTC, floored."""
+    if is_postgres(conn):
+        return sa.cast(sa.func.floor(sa.extract("epoch", column) / 86400), sa.Integer)
+    shifted = sa.func.julianday(column) - _UNIX_EPOCH_JULIAN_DAY + _DAY_SHIFT
+    return sa.cast(shifted, sa.Integer) - _DAY_SHIFT
+
+
+def _stage_orders(conn: sa.Connection, now: datetime) -> None:
+    """Copy the scope's orders with their value and purchase day, and the distinct purchase days."""
+    o = _orders
+    lines_total = sa.select(sa.func.sum(_line.c.line_total)).where(_line.c.order_id == o.c.id).scalar_subquery()
+    amount = sa.cast(sa.func.coalesce(o.c.total, lines_total, 0), sa.Float)
+    staged = (
+        sa.select(
+            o.c.id,
+            o.c.customer_id,
+            o.c.placed_at,
+            _day_number(conn, o.c.placed_at),
+            sa.case((o.c.is_return, 0), else_=1),
+            sa.case((o.c.is_return, -sa.func.abs(amount)), else_=amount),
+            o.c.channel,
+            o.c.store_external_id,
+        )
+        .join(_scope, _scope.c.customer_id == o.c.customer_id)
+        .where(o.c.placed_at <= now)
+    )
+    names = ["order_id", "customer_id", "placed_at", "day", "purchase", "value", "channel", "store"]
+    conn.execute(_order.insert().from_select(names, staged))
+    days = sa.select(_order.c.customer_id, _order.c.day).where(_order.c.purchase == 1).distinct()
+    conn.execute(_day.insert().from_select(["customer_id", "day"], days))
+
+
+def _write_groups(conn: sa.Connection) -> None:
+    """One ``customer_group`` row per (customer, product group bought), with accessory ownership.
+
+    An accessory of a group is a product of that group marked ``is_accessory``, or a product related as
+    ``accessory`` to a main (non-accessory) product of the group, whatever its own group.
+    """
+    own = sa.select(_product.c.sku, _product.c.product_group).where(
+        _product.c.is_accessory, _product.c.product_group.is_not(None)
+    )
+    main = _product.alias("main")
+    related = (
+        sa.select(_relation.c.related_sku, main.c.product_group)
+        .join(main, main.c.sku == _relation.c.sku)
+        .where(_relation.c.kind == "accessory", main.c.product_group.is_not(None), sa.not_(main.c.is_accessory))
+    )
+    conn.execute(_accessory.insert().from_select(["sku", "product_group"], sa.union(own, related)))
+
+    o, p = _order, _product
+    groups = (
+        sa.select(
+            o.c.customer_id,
+            p.c.product_group,
+            sa.func.min(o.c.placed_at),
+            sa.func.max(o.c.placed_at),
+            sa.func.count(sa.distinct(o.c.order_id)),
+            sa.func.max(sa.case((sa.not_(p.c.is_accessory), o.c.placed_at))),
+            sa.false(),
+        )
+        .join(_line, _line.c.order_id == o.c.order_id)
+        .join(p, p.c.sku == _line.c.sku)
+        .where(o.c.purchase == 1, p.c.product_group.is_not(None))
+        .group_by(o.c.customer_id, p.c.product_group)
+    )
+    names = [
+        "customer_id",
+        "product_group",
+        "first_bought_at",
+        "last_bought_at",
+        "orders",
+        "main_last_bought_at",
+        "accessory_owned",
+    ]
+    conn.execute(_group.insert().from_select(names, groups))
+    accessories = (
+        sa.select(o.c.customer_id, _accessory.c.product_group, sa.func.max(o.c.placed_at).label("last"))
+        .join(_line, _line.c.order_id == o.c.order_id)
+        .join(_accessory, _accessory.c.sku == _line.c.sku)
+        .where(o.c.purchase == 1)
+        .group_by(o.c.customer_id, _accessory.c.product_group)
+        .subquery("accessories")
+    )
+    g = _group
+    conn.execute(
+        g.update()
+        .where(g.c.customer_id == accessories.c.customer_id, g.c.product_group == accessories.c.product_group)
+        .values(accessory_owned=True, accessory_last_bought_at=accessories.c.last)
+    )
+
+
+def _json_literal(conn: sa.Connection, text: str) -> sa.ColumnElement[Any]:
+    return sa.literal_column(f"'{text}'::json" if is_postgres(conn) else f"'{text}'")
+
+
+def _product_groups(conn: sa.Connection) -> sa.Subquery:
+    """Each scope customer's product groups as a JSON list, sorted."""
+    g = _group
+    scoped = g.join(_scope, _scope.c.customer_id == g.c.customer_id)
+    if is_postgres(conn):
+        listed = sa.func.json_agg(aggregate_order_by(g.c.product_group, g.c.product_group))
+        return (
+            sa.select(g.c.customer_id, listed.label("groups"))
+            .select_from(scoped)
+            .group_by(g.c.customer_id)
+            .subquery("product_groups")
+        )
+    ordered = (
+        sa.select(g.c.customer_id, g.c.product_group)
+        .select_from(scoped)
+        .order_by(g.c.customer_id, g.c.product_group)
+        .subquery("ordered")
+    )
+    return (
+        sa.select(ordered.c.customer_id, sa.func.json_group_array(ordered.c.product_group).label("groups"))
+        .group_by(ordered.c.customer_id)
+        .subquery("product_groups")
+    )
+
+
+def _write_favourites(conn: sa.Connection) -> None:
+    """Per customer, the store and the channel with the most orders; ties go to the most recent, then the name."""
+    for kind, column in (("store", _order.c.store), ("channel", _order.c.channel)):
+        counted = (
+            sa.select(
+                _order.c.customer_id,
+                column.label("value"),
+                sa.func.count().label("orders"),
+                sa.func.max(_order.c.placed_at).label("last"),
+            )
+            .where(_order.c.purchase == 1, column.is_not(None))
+            .group_by(_order.c.customer_id, column)
+            .subquery()
+        )
+        ranked = sa.select(
+            counted.c.customer_id,
+            counted.c.value,
+            sa.func.row_number()
+            .over(
+                partition_by=counted.c.customer_id,
+                order_by=(counted.c.orders.desc(), counted.c.last.desc(), counted.c.value),
+            )
+            .label("rank"),
+        ).subquery()
+        best = sa.select(ranked.c.customer_id, sa.literal(kind), ranked.c.value).where(ranked.c.rank == 1)
+        conn.execute(_favourites.insert().from_select(["customer_id", "kind", "value"], best))
+
+
+def _write_rhythm(conn: sa.Connection) -> None:
+    """Per customer: purchase days and their span (for the mean), and the median gap between purchase days."""
+    d = _day
+    days = sa.select(d.c.customer_id, sa.func.count(), sa.func.min(d.c.day), sa.func.max(d.c.day)).group_by(
+        d.c.customer_id
+    )
+    conn.execute(_rhythm_t.insert().from_select(["customer_id", "days", "first", "last"], days))
+    gaps = sa.select(
+        d.c.customer_id,
+        (d.c.day - sa.func.lag(d.c.day).over(partition_by=d.c.customer_id, order_by=d.c.day)).label("gap"),
+    ).subquery("gaps")
+    ranked = (
+        sa.select(
+            gaps.c.customer_id,
+            gaps.c.gap,
+            sa.func.row_number().over(partition_by=gaps.c.customer_id, order_by=gaps.c.gap).label("rank"),
+            sa.func.count().over(partition_by=gaps.c.customer_id).label("n"),
+        )
+        .where(gaps.c.gap.is_not(None))
+        .subquery("ranked_gaps")
+    )
+    median = (
+        sa.select(ranked.c.customer_id, sa.func.avg(sa.cast(ranked.c.gap, sa.Float)).label("median"))
+        .where(sa.or_(ranked.c.rank == (ranked.c.n + 1) // 2, ranked.c.rank == (ranked.c.n + 2) // 2))
+        .group_by(ranked.c.customer_id)
+        .subquery("median_gap")
+    )
+    r = _rhythm_t
+    conn.execute(r.update().where(r.c.customer_id == median.c.customer_id).values(median=median.c.median))
+
+
+def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: datetime) -> None:
+    """One ``customer_attributes`` row per scope customer (zeros and NULLs without orders); no ranks yet."""
+    _write_rhythm(conn)
+    _write_favourites(conn)
+    o = _order
+    start = now - config.window
+    bought = o.c.purchase == 1
+    in_window = o.c.placed_at >= sa.bindparam("window_start", start, type_=UTCDateTime())
+    figures = (
+        sa.select(
+            o.c.customer_id,
+            sa.func.min(sa.case((bought, o.c.placed_at))).label("first_order_at"),
+            sa.func.max(sa.case((bought, o.c.placed_at))).label("last_order_at"),
+            sa.func.sum(sa.case((sa.and_(bought, in_window), 1), else_=0)).label("orders_window"),
+            sa.func.sum(o.c.purchase).label("orders_lifetime"),
+            sa.func.sum(sa.case((in_window, o.c.value), else_=0.0)).label("monetary_window"),
+            sa.func.sum(o.c.value).label("monetary_lifetime"),
+            sa.func.sum(sa.case((bought, 0.0), else_=-o.c.value)).label("returns_value"),
+            sa.func.sum(sa.case((bought, o.c.value), else_=0.0)).label("purchased_value"),
+        )
+        .group_by(o.c.customer_id)
+        .subquery("figures")
+    )
+    r = _rhythm_t
+    store, channel = _favourites.alias("store"), _favourites.alias("channel")
+    groups = _product_groups(conn)
+    mean = sa.cast(r.c.last - r.c.first, sa.Float) / sa.func.nullif(r.c.days - 1, 0)
+    columns: dict[str, sa.ColumnElement[Any]] = {
+        "customer_id": figures.c.customer_id,
+        "first_order_at": figures.c.first_order_at,
+        "last_order_at": figures.c.last_order_at,
+        "orders_window": figures.c.orders_window,
+        "orders_lifetime": figures.c.orders_lifetime,
+        "monetary_window": figures.c.monetary_window,
+        "monetary_lifetime": figures.c.monetary_lifetime,
+        "returns_value": figures.c.returns_value,
+        "return_rate": sa.case(
+            (figures.c.purchased_value > 0, figures.c.returns_value / figures.c.purchased_value), else_=sa.null()
+        ),
+        "avg_order_value": figures.c.monetary_lifetime / sa.func.nullif(figures.c.orders_lifetime, 0),
+        "clv_historical": figures.c.monetary_lifetime,
+        "mean_days_between": mean,
+        "median_days_between": r.c.median,
+        "favourite_store": store.c.value,
+        "favourite_channel": channel.c.value,
+        "product_groups": sa.func.coalesce(groups.c.groups, _json_literal(conn, "[]")),
+        "extra": _json_literal(conn, "{}"),
+        "computed_at": sa.bindparam("computed_at", now, type_=UTCDateTime()),
+    }
+    s = figures.c.customer_id
+    rows = (
+        sa.select(*columns.values())
+        .select_from(figures)
+        .outerjoin(r, r.c.customer_id == s)
+        .outerjoin(store, sa.and_(store.c.customer_id == s, store.c.kind == "store"))
+        .outerjoin(channel, sa.and_(channel.c.customer_id == s, channel.c.kind == "channel"))
+        .outerjoin(groups, groups.c.customer_id == s)
+    )
+    conn.execute(_attributes.insert().from_select(list(columns), rows))
+    # Customers without orders: every figure at its zero.
+    without = sa.select(
+        _scope.c.customer_id,
+        _json_literal(conn, "[]"),
+        _json_literal(conn, "{}"),
+        sa.bindparam("computed_at", now, type_=UTCDateTime()),
+    ).where(~sa.exists().where(o.c.customer_id == _scope.c.customer_id))
+    conn.execute(_attributes.insert().from_select(["customer_id", "product_groups", "extra", "computed_at"], without))
+    _write_expected_next(conn)
+
+
+def _write_expected_next(conn: sa.Connection) -> None:
+    """``expected_next_order_at`` = last order + mean days between, to the second."""
+    t = _attributes
+    seconds = sa.cast(sa.func.round(t.c.mean_days_between * 86400), sa.Integer)
+    if is_postgres(conn):
+        expected: sa.ColumnElement[Any] = t.c.last_order_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+    else:
+        # SQLite's datetime() drops the fraction of a second: keep the stored one, in the stored format.
+        expected = sa.func.datetime(t.c.last_order_at, sa.func.printf("%+d seconds", seconds)).op("||")(
+            sa.func.substr(t.c.last_order_at, 20)
+        )
+    conn.execute(
+        t.update()
+        .where(t.c.customer_id.in_(sa.select(_scope.c.customer_id)), t.c.mean_days_between.is_not(None))
+        .values(expected_next_order_at=expected)
+    )
+
+
+def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool) -> bool:
+    """Fit (full compute) or load the CLV models and write each scope customer's predictions; True if fitted.
+
+    Time is in days: ``frequency`` = repeat purchase days, ``recency`` = first to last purchase day, ``T`` = first
+    purchase day to today. Spend per purchase = net value / purchase days (Gamma-Gamma over purchase days).
+    """
+    d = _day
+    rows = conn.execute(
+        sa.select(
+            d.c.customer_id,
+            sa.func.count(),
+            sa.func.min(d.c.day),
+            sa.func.max(d.c.day),
+            _attributes.c.monetary_lifetime,
+        )
+        .join(_attributes, _attributes.c.customer_id == d.c.customer_id)
+        .group_by(d.c.customer_id, _attributes.c.monetary_lifetime)
+    ).all()
+    today = math.floor(now.timestamp() / 86400)
+    data = np.array([row[1:] for row in rows], dtype=np.float64).reshape(-1, 4)
+    days, first, last, monetary = data.T
+    frequency, recency, age = days - 1, last - first, today - first
+    spend = np.clip(monetary, 0.0, None) / np.maximum(days, 1)
+
+    fitted = False
+    if full:
+        repeat = int((frequency > 0).sum())
+        if repeat >= config.min_customers:
+            bgnbd = clv.fit_bgnbd(frequency, recency, age)
+            gamma = clv.fit_gamma_gamma(days[frequency > 0], spend[frequency > 0])
+            details = {"unit": "days", "repeat_customers": repeat}
+            for name, params in ((BGNBD, bgnbd.to_dict()), (GAMMA_GAMMA, gamma.to_dict())):
+                bulk_upsert(
+                    conn,
+                    _fit,
+                    [(name, params, len(rows), details, now)],
+                    ["name", "params", "customers", "details", "fitted_at"],
+                    ["name"],
+                )
+            fitted = True
+        else:
+            conn.execute(_fit.delete().where(_fit.c.name.in_([BGNBD, GAMMA_GAMMA])))
+    models = _stored_models(conn)
+    if models is None or not rows:
+        return fitted
+    bgnbd, gamma = models
+    horizon = config.horizon.total_seconds() / 86400
+    purchases = clv.expected_purchases(bgnbd, horizon, frequency, recency, age)
+    alive = clv.p_alive(bgnbd, frequency, recency, age)
+    value = purchases * clv.expected_spend(gamma, days, spend) if gamma.q > 1 else np.full(len(rows), np.nan)
+    predictions = (
+        (row[0], _finite(predicted), _finite(expected), _finite(p))
+        for row, predicted, expected, p in zip(rows, value, purchases, alive, strict=True)
+    )
+    columns = ["customer_id", "clv_predicted", "expected_purchases", "p_alive"]
+    bulk_upsert(conn, _values, predictions, columns, ["customer_id"], [])
+    v = _values
+    conn.execute(
+        _attributes.update()
+        .where(_attributes.c.customer_id == v.c.customer_id)
+        .values(clv_predicted=v.c.clv_predicted, expected_purchases=v.c.expected_purchases, p_alive=v.c.p_alive)
+    )
+    return fitted
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _stored_models(conn: sa.Connection) -> tuple[clv.BgNbd, clv.GammaGamma] | None:
+    query = sa.select(_fit.c.name, _fit.c.params).where(_fit.c.name.in_([BGNBD, GAMMA_GAMMA]))
+    stored = dict(conn.execute(query).all())
+    if BGNBD not in stored or GAMMA_GAMMA not in stored:
+        return None
+    return clv.BgNbd(**stored[BGNBD]), clv.GammaGamma(**stored[GAMMA_GAMMA])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _apply_plugins(
+    conn: sa.Connection,
+    plugin_attributes: Mapping[str, AttributeSpec],
+    customer_ids: Sequence[int] | None,
+    now: datetime,
+) -> None:
+    """Store each plugin attribute's values in ``customer_attributes.extra`` (one UPDATE for all of them)."""
+    extra: dict[int, dict[str, Any]] = {}
+    for name, spec in plugin_attributes.items():
+        for customer_id, value in spec.compute(conn, customer_ids, now):
+            extra.setdefault(customer_id, {})[name] = _jsonable(value)
+    if not extra:
+        return
+    conn.execute(_values.delete())
+    bulk_upsert(conn, _values, list(extra.items()), ["customer_id", "extra"], ["customer_id"], [])
+    scoped = _values.c.customer_id.in_(sa.select(_scope.c.customer_id))
+    conn.execute(
+        _attributes.update()
+        .where(_attributes.c.customer_id == _values.c.customer_id, scoped)
+        .values(extra=_values.c.extra)
+    )
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+_CUSTOMER_COLUMNS = ("is_b2b", "country", "city", "postcode", "gender", "language", "birth_date", "created_at")
+
+
+def read_attributes(
+    conn: sa.Connection,
+    customer_ids: Sequence[int],
+    now: datetime,
+    *,
+    plugin_attributes: Mapping[str, AttributeSpec] = {},  # read only
+) -> dict[int, dict[str, Any]]:
+    """Every catalog attribute and every plugin attribute of each customer that exists, in one query.
+
+    Virtual attributes are derived from ``now`` as expressions do; a customer without a computed row gets
+    ``None`` (or 0 for counts) for the computed ones.
+    """
+    if not customer_ids:
+        return {}
+    stored = [name for name, attribute in ATTRIBUTES.items() if attribute.source == "attributes"]
+    c, t = _customer, _attributes
+    query = (
+        sa.select(
+            c.c.id,
+            c.c.email,
+            c.c.phone,
+            c.c.member_no,
+            *(c.c[name] for name in _CUSTOMER_COLUMNS),
+            *(t.c[name] for name in stored),
+            t.c.extra,
+        )
+        .select_from(c)
+        .outerjoin(t, t.c.customer_id == c.c.id)
+        .where(one_of(conn, c.c.id, sorted(set(customer_ids))))
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for row in conn.execute(query).mappings():
+        values: dict[str, Any] = {name: row[name] for name in (*_CUSTOMER_COLUMNS, *stored)}
+        values["product_groups"] = list(values["product_groups"] or [])
+        for name in ("orders_window", "orders_lifetime"):
+            values[name] = values[name] or 0
+        values.update(_virtual(row, now))
+        extra = row["extra"] or {}
+        for name in plugin_attributes:
+            values[name] = extra.get(name)
+        found[row["id"]] = values
+    return found
+
+
+def _whole_days(since: datetime | None, now: datetime) -> int | None:
+    return None if since is None else (now - since) // timedelta(days=1)
+
+
+def _virtual(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The catalog's ``virtual`` attributes at ``now``."""
+    since_last = _whole_days(row["last_order_at"], now)
+    expected, mean, birth = row["expected_next_order_at"], row["mean_days_between"], row["birth_date"]
+    age = None
+    if birth is not None:
+        today = now.date()
+        age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return {
+        "days_since_last_order": since_last,
+        "days_since_first_order": _whole_days(row["first_order_at"], now),
+        "days_overdue": None if expected is None else (now - expected) / timedelta(days=1),
+        "overdue_factor": None if since_last is None or not mean else since_last / mean,
+        "age": age,
+        "has_email": bool(row["email"]),
+        "has_phone": bool(row["phone"]),
+        "is_member": bool(row["member_no"]),
+    }
+
+
+def touched_customers(conn: sa.Connection, since: datetime) -> list[int]:
+    """Live customers whose own row, orders or merges changed at or after ``since``, sorted.
+
+    A merged-away customer counts as its survivor (the merge updates its row and moves its orders).
+    """
+    c, o, m = _customer, _orders, _merge
+    survivor = sa.func.coalesce(c.c.merged_into, c.c.id)
+    changed_orders = sa.select(o.c.customer_id).where(
+        o.c.customer_id.is_not(None), sa.or_(o.c.loaded_at >= since, o.c.updated_at >= since)
+    )
+    touched = sa.union(
+        sa.select(survivor.label("id")).where(c.c.updated_at >= since),
+        sa.select(survivor).where(c.c.id.in_(changed_orders)),
+        sa.select(m.c.survivor_id).where(m.c.at >= since),
+    ).subquery("touched")
+    live = sa.select(c.c.id).where(c.c.id.in_(sa.select(touched.c.id)), c.c.merged_into.is_(None)).order_by(c.c.id)
+    return list(conn.execute(live).scalars())
