@@ -203,6 +203,8 @@ def _print_audience(console: Any, hub: "Hub", summary: Any) -> None:
             word = "held" if decision == "hold" else "suppressed"
             console.print(f"  {word}: " + ", ".join(f"{rule} {n:,}" for rule, n in reasons), highlight=False)
     for segment, counts in summary.pushed.items():
+        if segment in hub.config.segments and not hub.config.segments[segment].push:
+            continue
         console.print(
             f"pushed {segment}: {counts.get('entered', 0):,} entered, {counts.get('left', 0):,} left", highlight=False
         )

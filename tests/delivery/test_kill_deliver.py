@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hub._yaml import load_located
 from hub.app import Hub
 from hub.delivery.changes import enqueue
 from hub.delivery.views import customer_views, hub_keys
@@ -40,7 +41,7 @@ def _project(base: Path, data: Path, url: str) -> Path:
     (base / "mappings").symlink_to(ROOT / "mappings")
     (base / "var").mkdir()
     (base / "var" / "demo").symlink_to(data)
-    config = yaml.safe_load((ROOT / "config" / "hub.yaml").read_text(encoding="utf-8"))
+    config = load_located(ROOT / "config" / "hub.yaml").data  # hub's reader: `on:` is a key, not true
     config["batch_size"] = 50
     config["connectors"]["voyado"] = {
         "plugin": "voyado",

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import time_machine
-import yaml
 
+from hub._yaml import load_located
 from hub.app import Hub
 from hub.delivery.changes import enqueue
 from hub.delivery.dispatcher import DeliverySummary, deliver, guarantee_of
@@ -57,7 +57,7 @@ def _write_project(base: Path, data: Path, url: str, delivery: dict[str, Any]) -
     (base / "mappings").symlink_to(ROOT / "mappings")
     (base / "var").mkdir()
     (base / "var" / "demo").symlink_to(data)
-    config = yaml.safe_load((ROOT / "config" / "hub.yaml").read_text(encoding="utf-8"))
+    config = load_located(ROOT / "config" / "hub.yaml").data  # hub's reader: `on:` is a key, not true
     config["batch_size"] = 50
     settings = {"base_url": url, "api_key": emulator.DEFAULT_API_KEY, "store_external_id": "WEB"}
     voyado = {"plugin": "voyado", "mapping": "mappings/voyado.yaml", "settings": settings, "delivery": delivery}
