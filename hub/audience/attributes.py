@@ -26,7 +26,16 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from hub.audience import clv
 from hub.audience.catalog import ATTRIBUTES
-from hub.audience.rfm import assign_tiers, score_rfm
+from hub.audience.rfm import (
+    assign_tiers,
+    score_rfm,
+    score_windows,
+    segment_sql,
+    tier_counts,
+    tier_sql,
+    tier_value,
+    tier_windows,
+)
 from hub.audience.types import AttributeSpec
 from hub.config._audience import AttributesConfig, ClvConfig
 from hub.db import UTCDateTime, bulk_upsert, is_postgres, one_of
@@ -70,12 +79,16 @@ _day = sa.Table(
     sa.Column("day", sa.Integer, primary_key=True),
     prefixes=["TEMPORARY"],
 )
-_accessory = sa.Table(
-    "_aud_accessory",
+_sku = sa.Table(
+    "_aud_sku",
     _temp,
     sa.Column("sku", sa.String, primary_key=True),
     sa.Column("product_group", sa.String, primary_key=True),
+    sa.Column("own", sa.Integer, nullable=False),  # 1: the SKU's own product group
+    sa.Column("main", sa.Integer, nullable=False),  # 1: a main (non-accessory) product of the group
+    sa.Column("accessory", sa.Integer, nullable=False),  # 1: an accessory of the group
     prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,  # one B-tree lookup per order line, the flags included
 )
 _rhythm_t = sa.Table(
     "_aud_rhythm",
@@ -85,6 +98,31 @@ _rhythm_t = sa.Table(
     sa.Column("first", sa.Integer, nullable=False),
     sa.Column("last", sa.Integer, nullable=False),
     sa.Column("median", sa.Float),
+    prefixes=["TEMPORARY"],
+)
+_figures = sa.Table(
+    "_aud_figures",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("first_order_at", UTCDateTime()),
+    sa.Column("last_order_at", UTCDateTime()),
+    sa.Column("orders_window", sa.Integer, nullable=False),
+    sa.Column("orders_lifetime", sa.Integer, nullable=False),
+    sa.Column("monetary_window", sa.Float, nullable=False),
+    sa.Column("monetary_lifetime", sa.Float, nullable=False),
+    sa.Column("returns_value", sa.Float, nullable=False),
+    sa.Column("purchased_value", sa.Float, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_ranks = sa.Table(
+    "_aud_rank",
+    _temp,
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("r_score", sa.Integer),
+    sa.Column("f_score", sa.Integer),
+    sa.Column("m_score", sa.Integer),
+    sa.Column("rfm_segment", sa.String),
+    sa.Column("tier", sa.String),
     prefixes=["TEMPORARY"],
 )
 _favourites = sa.Table(
@@ -105,7 +143,7 @@ _values = sa.Table(
     sa.Column("extra", sa.JSON),
     prefixes=["TEMPORARY"],
 )
-_WORK_TABLES = (_scope, _order, _day, _accessory, _rhythm_t, _favourites, _values)
+_WORK_TABLES = (_scope, _order, _day, _sku, _rhythm_t, _figures, _ranks, _favourites, _values)
 
 #: Shift that keeps SQLite's day number positive before CAST truncates it (a floor for any date after 700 BC).
 _DAY_SHIFT = 1_000_000
@@ -149,12 +187,17 @@ def compute_attributes(
     customers = _fill_scope(conn, customer_ids)
     _stage_orders(conn, now)
     _write_groups(conn)
-    _write_attributes(conn, config, now)
+    _stage_figures(conn, config, now)
     fitted = _apply_clv(conn, config.clv, now, full)
+    # A full compute ranks inside the insert; an incremental one re-ranks the whole table after it.
+    _write_attributes(conn, config, now, ranked=full)
     if plugin_attributes:
         _apply_plugins(conn, plugin_attributes, customer_ids, now)
-    score_rfm(conn)
-    tiers = assign_tiers(conn, config.tiers)
+    if full:
+        tiers = tier_counts(conn, config.tiers.shares)
+    else:
+        score_rfm(conn)
+        tiers = assign_tiers(conn, config.tiers)
     for table in reversed(_WORK_TABLES):
         table.drop(conn)
     if cache is not None:
@@ -230,37 +273,51 @@ def _stage_orders(conn: sa.Connection, now: datetime) -> None:
 
 
 def _write_groups(conn: sa.Connection) -> None:
-    """One ``customer_group`` row per (customer, product group bought), with accessory ownership.
+    """One ``customer_group`` row per (customer, product group bought), with accessory ownership, in one pass.
 
     An accessory of a group is a product of that group marked ``is_accessory``, or a product related as
-    ``accessory`` to a main (non-accessory) product of the group, whatever its own group.
+    ``accessory`` to a main (non-accessory) product of the group, whatever its own group. A small table maps each
+    SKU to the groups it counts for (its own; those it is an accessory of), so the order lines are read once.
     """
-    own = sa.select(_product.c.sku, _product.c.product_group).where(
-        _product.c.is_accessory, _product.c.product_group.is_not(None)
-    )
-    main = _product.alias("main")
+    p, main = _product, _product.alias("main")
+    flag = sa.case((p.c.is_accessory, 1), else_=0)
+    own = sa.select(
+        p.c.sku, p.c.product_group, sa.literal(1).label("own"), (1 - flag).label("main"), flag.label("accessory")
+    ).where(p.c.product_group.is_not(None))
     related = (
-        sa.select(_relation.c.related_sku, main.c.product_group)
+        sa.select(_relation.c.related_sku, main.c.product_group, sa.literal(0), sa.literal(0), sa.literal(1))
         .join(main, main.c.sku == _relation.c.sku)
         .where(_relation.c.kind == "accessory", main.c.product_group.is_not(None), sa.not_(main.c.is_accessory))
     )
-    conn.execute(_accessory.insert().from_select(["sku", "product_group"], sa.union(own, related)))
+    both = sa.union_all(own, related).subquery("both")
+    mapped = sa.select(
+        both.c.sku,
+        both.c.product_group,
+        sa.func.max(both.c.own),
+        sa.func.max(both.c.main),
+        sa.func.max(both.c.accessory),
+    ).group_by(both.c.sku, both.c.product_group)
+    conn.execute(_sku.insert().from_select(["sku", "product_group", "own", "main", "accessory"], mapped))
 
-    o, p = _order, _product
+    o, s = _order, _sku
+    mine, is_main, is_accessory = s.c.own == 1, s.c.main == 1, s.c.accessory == 1
     groups = (
         sa.select(
             o.c.customer_id,
-            p.c.product_group,
-            sa.func.min(o.c.placed_at),
-            sa.func.max(o.c.placed_at),
-            sa.func.count(sa.distinct(o.c.order_id)),
-            sa.func.max(sa.case((sa.not_(p.c.is_accessory), o.c.placed_at))),
-            sa.false(),
+            s.c.product_group,
+            sa.func.min(sa.case((mine, o.c.placed_at))),
+            sa.func.max(sa.case((mine, o.c.placed_at))),
+            sa.func.count(sa.distinct(sa.case((mine, o.c.order_id)))),
+            sa.func.max(sa.case((is_main, o.c.placed_at))),
+            sa.func.max(s.c.accessory) == 1,
+            sa.func.max(sa.case((is_accessory, o.c.placed_at))),
         )
-        .join(_line, _line.c.order_id == o.c.order_id)
-        .join(p, p.c.sku == _line.c.sku)
-        .where(o.c.purchase == 1, p.c.product_group.is_not(None))
-        .group_by(o.c.customer_id, p.c.product_group)
+        .select_from(_line)
+        .join(o, o.c.order_id == _line.c.order_id)
+        .join(s, s.c.sku == _line.c.sku)
+        .where(o.c.purchase == 1)
+        .group_by(o.c.customer_id, s.c.product_group)
+        .having(sa.func.max(s.c.own) == 1)
     )
     names = [
         "customer_id",
@@ -270,32 +327,19 @@ def _write_groups(conn: sa.Connection) -> None:
         "orders",
         "main_last_bought_at",
         "accessory_owned",
+        "accessory_last_bought_at",
     ]
     conn.execute(_group.insert().from_select(names, groups))
-    accessories = (
-        sa.select(o.c.customer_id, _accessory.c.product_group, sa.func.max(o.c.placed_at).label("last"))
-        .join(_line, _line.c.order_id == o.c.order_id)
-        .join(_accessory, _accessory.c.sku == _line.c.sku)
-        .where(o.c.purchase == 1)
-        .group_by(o.c.customer_id, _accessory.c.product_group)
-        .subquery("accessories")
-    )
-    g = _group
-    conn.execute(
-        g.update()
-        .where(g.c.customer_id == accessories.c.customer_id, g.c.product_group == accessories.c.product_group)
-        .values(accessory_owned=True, accessory_last_bought_at=accessories.c.last)
-    )
 
 
 def _json_literal(conn: sa.Connection, text: str) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"'{text}'::json" if is_postgres(conn) else f"'{text}'")
 
 
-def _product_groups(conn: sa.Connection) -> sa.Subquery:
+def _product_groups(conn: sa.Connection, full: bool) -> sa.Subquery:
     """Each scope customer's product groups as a JSON list, sorted."""
     g = _group
-    scoped = g.join(_scope, _scope.c.customer_id == g.c.customer_id)
+    scoped = g if full else g.join(_scope, _scope.c.customer_id == g.c.customer_id)
     if is_postgres(conn):
         listed = sa.func.json_agg(aggregate_order_by(g.c.product_group, g.c.product_group))
         return (
@@ -348,10 +392,6 @@ def _write_favourites(conn: sa.Connection) -> None:
 def _write_rhythm(conn: sa.Connection) -> None:
     """Per customer: purchase days and their span (for the mean), and the median gap between purchase days."""
     d = _day
-    days = sa.select(d.c.customer_id, sa.func.count(), sa.func.min(d.c.day), sa.func.max(d.c.day)).group_by(
-        d.c.customer_id
-    )
-    conn.execute(_rhythm_t.insert().from_select(["customer_id", "days", "first", "last"], days))
     gaps = sa.select(
         d.c.customer_id,
         (d.c.day - sa.func.lag(d.c.day).over(partition_by=d.c.customer_id, order_by=d.c.day)).label("gap"),
@@ -372,96 +412,151 @@ def _write_rhythm(conn: sa.Connection) -> None:
         .group_by(ranked.c.customer_id)
         .subquery("median_gap")
     )
-    r = _rhythm_t
-    conn.execute(r.update().where(r.c.customer_id == median.c.customer_id).values(median=median.c.median))
+    days = (
+        sa.select(
+            d.c.customer_id,
+            sa.func.count().label("days"),
+            sa.func.min(d.c.day).label("first"),
+            sa.func.max(d.c.day).label("last"),
+        )
+        .group_by(d.c.customer_id)
+        .subquery("days")
+    )
+    rows = sa.select(days.c.customer_id, days.c.days, days.c.first, days.c.last, median.c.median).outerjoin(
+        median, median.c.customer_id == days.c.customer_id
+    )
+    conn.execute(_rhythm_t.insert().from_select(["customer_id", "days", "first", "last", "median"], rows))
 
 
-def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: datetime) -> None:
-    """One ``customer_attributes`` row per scope customer (zeros and NULLs without orders); no ranks yet."""
-    _write_rhythm(conn)
-    _write_favourites(conn)
+def _stage_figures(conn: sa.Connection, config: AttributesConfig, now: datetime) -> None:
+    """Per customer with orders in scope: order counts and values; then the rhythm and the favourites."""
     o = _order
     start = now - config.window
     bought = o.c.purchase == 1
     in_window = o.c.placed_at >= sa.bindparam("window_start", start, type_=UTCDateTime())
-    figures = (
-        sa.select(
-            o.c.customer_id,
-            sa.func.min(sa.case((bought, o.c.placed_at))).label("first_order_at"),
-            sa.func.max(sa.case((bought, o.c.placed_at))).label("last_order_at"),
-            sa.func.sum(sa.case((sa.and_(bought, in_window), 1), else_=0)).label("orders_window"),
-            sa.func.sum(o.c.purchase).label("orders_lifetime"),
-            sa.func.sum(sa.case((in_window, o.c.value), else_=0.0)).label("monetary_window"),
-            sa.func.sum(o.c.value).label("monetary_lifetime"),
-            sa.func.sum(sa.case((bought, 0.0), else_=-o.c.value)).label("returns_value"),
-            sa.func.sum(sa.case((bought, o.c.value), else_=0.0)).label("purchased_value"),
-        )
-        .group_by(o.c.customer_id)
-        .subquery("figures")
-    )
-    r = _rhythm_t
+    figures = sa.select(
+        o.c.customer_id,
+        sa.func.min(sa.case((bought, o.c.placed_at))),
+        sa.func.max(sa.case((bought, o.c.placed_at))),
+        sa.func.sum(sa.case((sa.and_(bought, in_window), 1), else_=0)),
+        sa.func.sum(o.c.purchase),
+        sa.func.sum(sa.case((in_window, o.c.value), else_=0.0)),
+        sa.func.sum(o.c.value),
+        sa.func.sum(sa.case((bought, 0.0), else_=-o.c.value)),
+        sa.func.sum(sa.case((bought, o.c.value), else_=0.0)),
+    ).group_by(o.c.customer_id)
+    conn.execute(_figures.insert().from_select([c.name for c in _figures.c], figures))
+    _write_rhythm(conn)
+    _write_favourites(conn)
+
+
+def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: datetime, *, ranked: bool) -> None:
+    """One ``customer_attributes`` row per scope customer (zeros and NULLs without orders), ranked if ``ranked``."""
+    f, r, v, sc = _figures, _rhythm_t, _values, _scope
     store, channel = _favourites.alias("store"), _favourites.alias("channel")
-    groups = _product_groups(conn)
+    groups = _product_groups(conn, ranked)
     mean = sa.cast(r.c.last - r.c.first, sa.Float) / sa.func.nullif(r.c.days - 1, 0)
+    zero = sa.literal(0.0, sa.Float)
     columns: dict[str, sa.ColumnElement[Any]] = {
-        "customer_id": figures.c.customer_id,
-        "first_order_at": figures.c.first_order_at,
-        "last_order_at": figures.c.last_order_at,
-        "orders_window": figures.c.orders_window,
-        "orders_lifetime": figures.c.orders_lifetime,
-        "monetary_window": figures.c.monetary_window,
-        "monetary_lifetime": figures.c.monetary_lifetime,
-        "returns_value": figures.c.returns_value,
-        "return_rate": sa.case(
-            (figures.c.purchased_value > 0, figures.c.returns_value / figures.c.purchased_value), else_=sa.null()
-        ),
-        "avg_order_value": figures.c.monetary_lifetime / sa.func.nullif(figures.c.orders_lifetime, 0),
-        "clv_historical": figures.c.monetary_lifetime,
+        "customer_id": sc.c.customer_id,
+        "first_order_at": f.c.first_order_at,
+        "last_order_at": f.c.last_order_at,
+        "orders_window": sa.func.coalesce(f.c.orders_window, 0),
+        "orders_lifetime": sa.func.coalesce(f.c.orders_lifetime, 0),
+        "monetary_window": sa.func.coalesce(f.c.monetary_window, zero),
+        "monetary_lifetime": sa.func.coalesce(f.c.monetary_lifetime, zero),
+        "returns_value": sa.func.coalesce(f.c.returns_value, zero),
+        "return_rate": sa.case((f.c.purchased_value > 0, f.c.returns_value / f.c.purchased_value), else_=sa.null()),
+        "avg_order_value": f.c.monetary_lifetime / sa.func.nullif(f.c.orders_lifetime, 0),
+        "clv_historical": sa.func.coalesce(f.c.monetary_lifetime, zero),
+        "clv_predicted": v.c.clv_predicted,
+        "expected_purchases": v.c.expected_purchases,
+        "p_alive": v.c.p_alive,
         "mean_days_between": mean,
         "median_days_between": r.c.median,
+        "expected_next_order_at": _expected_next(conn, f.c.last_order_at, mean),
         "favourite_store": store.c.value,
         "favourite_channel": channel.c.value,
         "product_groups": sa.func.coalesce(groups.c.groups, _json_literal(conn, "[]")),
         "extra": _json_literal(conn, "{}"),
         "computed_at": sa.bindparam("computed_at", now, type_=UTCDateTime()),
     }
-    s = figures.c.customer_id
+    s = sc.c.customer_id
     rows = (
-        sa.select(*columns.values())
-        .select_from(figures)
+        sa.select(*(column.label(name) for name, column in columns.items()))
+        .select_from(sc)
+        .outerjoin(f, f.c.customer_id == s)
         .outerjoin(r, r.c.customer_id == s)
+        .outerjoin(v, v.c.customer_id == s)
         .outerjoin(store, sa.and_(store.c.customer_id == s, store.c.kind == "store"))
         .outerjoin(channel, sa.and_(channel.c.customer_id == s, channel.c.kind == "channel"))
         .outerjoin(groups, groups.c.customer_id == s)
     )
+    if ranked:
+        _write_ranks(conn, config)
+        k = _ranks
+        columns.update({name: k.c[name] for name in ("r_score", "f_score", "m_score", "rfm_segment", "tier")})
+        rows = rows.add_columns(*(k.c[name] for name in ("r_score", "f_score", "m_score", "rfm_segment", "tier")))
+        rows = rows.outerjoin(k, k.c.customer_id == s)
     conn.execute(_attributes.insert().from_select(list(columns), rows))
-    # Customers without orders: every figure at its zero.
-    without = sa.select(
-        _scope.c.customer_id,
-        _json_literal(conn, "[]"),
-        _json_literal(conn, "{}"),
-        sa.bindparam("computed_at", now, type_=UTCDateTime()),
-    ).where(~sa.exists().where(o.c.customer_id == _scope.c.customer_id))
-    conn.execute(_attributes.insert().from_select(["customer_id", "product_groups", "extra", "computed_at"], without))
-    _write_expected_next(conn)
 
 
-def _write_expected_next(conn: sa.Connection) -> None:
+def _write_ranks(conn: sa.Connection, config: AttributesConfig) -> None:
+    """Every scope customer's R, F, M scores, RFM segment and tier, ranked among the scope: on a full compute, what
+    :func:`score_rfm` and :func:`assign_tiers` would write after the insert, on narrow rows (cheaper sorts)."""
+    f, v, sc = _figures, _values, _scope
+    values = {
+        "monetary_window": f.c.monetary_window,
+        "monetary_lifetime": f.c.monetary_lifetime,
+        "clv_historical": f.c.monetary_lifetime,
+        "clv_predicted": v.c.clv_predicted,
+    }
+    orders = sa.func.coalesce(f.c.orders_lifetime, 0)
+    bought = orders > 0
+    scores = score_windows(
+        sc.c.customer_id,
+        f.c.last_order_at,
+        orders,
+        sa.func.coalesce(f.c.monetary_lifetime, sa.literal(0.0, sa.Float)),
+        partition_by=bought,
+    )
+    value = tier_value(values[config.tiers.by])
+    before, total = tier_windows(sc.c.customer_id, value)
+    windows = (
+        sa.select(
+            sc.c.customer_id,
+            bought.label("bought"),
+            *(score.label(name) for score, name in zip(scores, "rfm", strict=True)),
+            value.label("value"),
+            before.label("before"),
+            total.label("total"),
+        )
+        .select_from(sc)
+        .outerjoin(f, f.c.customer_id == sc.c.customer_id)
+        .outerjoin(v, v.c.customer_id == sc.c.customer_id)
+        .subquery("windows")
+    )
+    w = windows.c
+    rows = sa.select(
+        w.customer_id,
+        *(sa.case((w.bought, score), else_=sa.null()) for score in (w.r, w.f, w.m)),
+        sa.case((w.bought, segment_sql(w.r, w.f, w.m)), else_=sa.null()),
+        tier_sql(w.value, w.before, w.total, config.tiers.shares),
+    )
+    conn.execute(_ranks.insert().from_select([c.name for c in _ranks.c], rows))
+
+
+def _expected_next(
+    conn: sa.Connection, last: sa.ColumnElement[Any], mean: sa.ColumnElement[float]
+) -> sa.ColumnElement[Any]:
     """``expected_next_order_at`` = last order + mean days between, to the second."""
-    t = _attributes
-    seconds = sa.cast(sa.func.round(t.c.mean_days_between * 86400), sa.Integer)
+    seconds = sa.cast(sa.func.round(mean * 86400), sa.Integer)
     if is_postgres(conn):
-        expected: sa.ColumnElement[Any] = t.c.last_order_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+        expected: sa.ColumnElement[Any] = last + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
     else:
         # SQLite's datetime() drops the fraction of a second: keep the stored one, in the stored format.
-        expected = sa.func.datetime(t.c.last_order_at, sa.func.printf("%+d seconds", seconds)).op("||")(
-            sa.func.substr(t.c.last_order_at, 20)
-        )
-    conn.execute(
-        t.update()
-        .where(t.c.customer_id.in_(sa.select(_scope.c.customer_id)), t.c.mean_days_between.is_not(None))
-        .values(expected_next_order_at=expected)
-    )
+        expected = sa.func.datetime(last, sa.func.printf("%+d seconds", seconds)).op("||")(sa.func.substr(last, 20))
+    return sa.case((mean.is_not(None), expected), else_=sa.null())
 
 
 def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool) -> bool:
@@ -470,17 +565,11 @@ def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool
     Time is in days: ``frequency`` = repeat purchase days, ``recency`` = first to last purchase day, ``T`` = first
     purchase day to today. Spend per purchase = net value / purchase days (Gamma-Gamma over purchase days).
     """
-    d = _day
+    r, f = _rhythm_t, _figures
     rows = conn.execute(
-        sa.select(
-            d.c.customer_id,
-            sa.func.count(),
-            sa.func.min(d.c.day),
-            sa.func.max(d.c.day),
-            _attributes.c.monetary_lifetime,
-        )
-        .join(_attributes, _attributes.c.customer_id == d.c.customer_id)
-        .group_by(d.c.customer_id, _attributes.c.monetary_lifetime)
+        sa.select(r.c.customer_id, r.c.days, r.c.first, r.c.last, f.c.monetary_lifetime)
+        .join(f, f.c.customer_id == r.c.customer_id)
+        .order_by(r.c.customer_id)
     ).all()
     today = math.floor(now.timestamp() / 86400)
     data = np.array([row[1:] for row in rows], dtype=np.float64).reshape(-1, 4)
@@ -520,12 +609,6 @@ def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool
     )
     columns = ["customer_id", "clv_predicted", "expected_purchases", "p_alive"]
     bulk_upsert(conn, _values, predictions, columns, ["customer_id"], [])
-    v = _values
-    conn.execute(
-        _attributes.update()
-        .where(_attributes.c.customer_id == v.c.customer_id)
-        .values(clv_predicted=v.c.clv_predicted, expected_purchases=v.c.expected_purchases, p_alive=v.c.p_alive)
-    )
     return fitted
 
 

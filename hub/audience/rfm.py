@@ -20,6 +20,7 @@ R \\ FM  1               2                   3                   4            5
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -72,16 +73,28 @@ def segment_sql(r: sa.ColumnElement[int], f: sa.ColumnElement[int], m: sa.Column
     return sa.case({10 * r_ + fm: name for (r_, fm), name in GRID.items()}, value=cell)
 
 
+def score_windows(
+    customer_id: sa.ColumnElement[int],
+    last_order_at: sa.ColumnElement[Any],
+    orders_lifetime: sa.ColumnElement[int],
+    monetary_lifetime: sa.ColumnElement[float],
+    *,
+    partition_by: sa.ColumnElement[Any] | None = None,
+) -> tuple[sa.ColumnElement[int], sa.ColumnElement[int], sa.ColumnElement[int]]:
+    """R, F and M as ``NTILE(5)`` windows over the rows selected (or over each ``partition_by`` partition)."""
+
+    def quintile(column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        return sa.func.ntile(5, type_=sa.Integer).over(partition_by=partition_by, order_by=(column, customer_id))
+
+    return quintile(last_order_at), quintile(orders_lifetime), quintile(monetary_lifetime)
+
+
 def score_rfm(conn: sa.Connection) -> None:
     """Rank every row of ``customer_attributes``: R, F, M quintiles and the named segment, in one UPDATE."""
     t = _attributes
+    r, f, m = score_windows(t.c.customer_id, t.c.last_order_at, t.c.orders_lifetime, t.c.monetary_lifetime)
     scores = (
-        sa.select(
-            t.c.customer_id,
-            sa.func.ntile(5, type_=sa.Integer).over(order_by=(t.c.last_order_at, t.c.customer_id)).label("r"),
-            sa.func.ntile(5, type_=sa.Integer).over(order_by=(t.c.orders_lifetime, t.c.customer_id)).label("f"),
-            sa.func.ntile(5, type_=sa.Integer).over(order_by=(t.c.monetary_lifetime, t.c.customer_id)).label("m"),
-        )
+        sa.select(t.c.customer_id, r.label("r"), f.label("f"), m.label("m"))
         .where(t.c.orders_lifetime > 0)
         .subquery("scores")
     )
@@ -100,6 +113,40 @@ def score_rfm(conn: sa.Connection) -> None:
     )
 
 
+def tier_windows(
+    customer_id: sa.ColumnElement[int], value: sa.ColumnElement[float]
+) -> tuple[sa.ColumnElement[float], sa.ColumnElement[float]]:
+    """The positive value of everyone ranked before a row (by value descending, ties by id), and of everyone."""
+    positive = sa.case((value > 0, value), else_=0.0)
+    before = sa.func.sum(positive).over(order_by=(value.desc(), customer_id), rows=(None, -1))
+    return before, sa.func.sum(positive).over()
+
+
+def tier_sql(
+    value: sa.ColumnElement[float],
+    before: sa.ColumnElement[float],
+    total: sa.ColumnElement[float],
+    shares: Mapping[str, float],
+) -> sa.ColumnElement[str]:
+    """The tier of a row from its value and the :func:`tier_windows` figures."""
+    names = list(shares)
+    bounds, running = [], 0.0
+    for name in names[:-1]:
+        running += shares[name]
+        bounds.append((name, running))
+    share_before = sa.func.coalesce(before, 0.0) / sa.func.nullif(total, 0.0)
+    return sa.case(
+        (value <= 0, names[-1]),
+        *((share_before < bound, name) for name, bound in bounds),
+        else_=names[-1],
+    )
+
+
+def tier_value(column: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
+    """What tiers rank: the ``tiers.by`` column, 0 when NULL."""
+    return sa.func.coalesce(column, 0.0)
+
+
 def assign_tiers(conn: sa.Connection, tiers: TierConfig) -> dict[str, int]:
     """Give every row its value tier; return the count per tier.
 
@@ -108,25 +155,12 @@ def assign_tiers(conn: sa.Connection, tiers: TierConfig) -> dict[str, int]:
     value takes the last tier.
     """
     t = _attributes
-    value = sa.func.coalesce(t.c[tiers.by], 0.0)
-    positive = sa.case((value > 0, value), else_=0.0)
-    ranked = sa.select(
-        t.c.customer_id,
-        value.label("value"),
-        (sa.func.sum(positive).over(order_by=(value.desc(), t.c.customer_id), rows=(None, -1))).label("before"),
-        sa.func.sum(positive).over().label("total"),
-    ).subquery("ranked")
-    names = list(tiers.shares)
-    bounds, running = [], 0.0
-    for name in names[:-1]:
-        running += tiers.shares[name]
-        bounds.append((name, running))
-    share_before = sa.func.coalesce(ranked.c.before, 0.0) / sa.func.nullif(ranked.c.total, 0.0)
-    tier = sa.case(
-        (ranked.c.value <= 0, names[-1]),
-        *((share_before < bound, name) for name, bound in bounds),
-        else_=names[-1],
+    value = tier_value(t.c[tiers.by])
+    before, total = tier_windows(t.c.customer_id, value)
+    ranked = sa.select(t.c.customer_id, value.label("value"), before.label("before"), total.label("total")).subquery(
+        "ranked"
     )
+    tier = tier_sql(ranked.c.value, ranked.c.before, ranked.c.total, tiers.shares)
     tiered = sa.select(ranked.c.customer_id, tier.label("tier")).subquery("tiered")
     conn.execute(t.update().where(t.c.customer_id == tiered.c.customer_id).values(tier=tiered.c.tier))
     return tier_counts(conn, tiers.shares)

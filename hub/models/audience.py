@@ -58,7 +58,6 @@ class CustomerGroup(SQLModel, table=True):
     """A product group a customer has bought from, and whether they own accessories for it."""
 
     __tablename__ = "customer_group"
-    __table_args__ = (Index("ix_customer_group_group", "product_group", "last_bought_at"),)
 
     customer_id: int = Field(primary_key=True)
     product_group: str = Field(primary_key=True)

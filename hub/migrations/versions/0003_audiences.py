@@ -113,8 +113,6 @@ def upgrade() -> None:
     sa.Column('accessory_last_bought_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'product_group')
     )
-    with op.batch_alter_table('customer_group', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_group_group', ['product_group', 'last_bought_at'], unique=False)
 
     op.create_table('model_fit',
     sa.Column('name', sa.String(), nullable=False),
@@ -197,8 +195,6 @@ def downgrade() -> None:
 
     op.drop_table('segment_change')
     op.drop_table('model_fit')
-    with op.batch_alter_table('customer_group', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_group_group')
 
     op.drop_table('customer_group')
     with op.batch_alter_table('customer_attributes', schema=None) as batch_op:
