@@ -4,6 +4,8 @@ No ``from __future__ import annotations`` here: typer reads the options' annotat
 the CLI's shared ``ConfigOption``, imported when the commands are added.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,12 +40,17 @@ def parse_now(text: str, timezone: str) -> datetime:
 def add_commands(cli: typer.Typer) -> None:
     from hub.cli import ConfigOption, _fail, _load, console
 
-    def load(config: Path | None, now: str | None) -> "Hub":
+    @contextmanager
+    def opened(config: Path | None, now: str | None) -> Iterator["Hub"]:
+        """The configured hub on a current schema, at ``--now`` if given; closed (engine and clients) after."""
         hub = _load(config)
-        hub.ensure_schema()
-        if now is not None:
-            hub.clock = FixedClock(parse_now(now, hub.config.timezone))
-        return hub
+        try:
+            hub.ensure_schema()
+            if now is not None:
+                hub.clock = FixedClock(parse_now(now, hub.config.timezone))
+            yield hub
+        finally:
+            hub.close()
 
     @cli.command("compute")
     def compute_command(
@@ -56,8 +63,8 @@ def add_commands(cli: typer.Typer) -> None:
         """Recompute customer attributes (RFM, CLV, tiers, rhythm, product groups) for changed customers, or all."""
         from hub.audience.pipeline import compute
 
-        hub = load(config, now)
-        summary = compute(hub, full=True if full else None)
+        with opened(config, now) as hub:
+            summary = compute(hub, full=True if full else None)
         _print_compute(console, summary)
 
     segments = typer.Typer(help="Segment sizes and changes; `preview NAME` shows members.", no_args_is_help=False)
@@ -70,8 +77,7 @@ def add_commands(cli: typer.Typer) -> None:
             return
         from hub.audience.segments import segment_sizes
 
-        hub = load(config, None)
-        with hub.engine.connect() as conn:
+        with opened(config, None) as hub, hub.engine.connect() as conn:
             known = {info.name: info for info in segment_sizes(conn)}
         table = Table("segment", "members", "entered", "left", "evaluated", "when", title="segments")
         for name, segment in hub.config.segments.items():
@@ -96,12 +102,12 @@ def add_commands(cli: typer.Typer) -> None:
         """Show sample members of a segment with their key attributes."""
         from hub.audience.segments import preview
 
-        hub = load(config, now)
-        if name not in hub.config.segments:
-            known = ", ".join(hub.config.segments) or "none"
-            raise _fail(f"no segment named {name!r} (configured: {known})")
-        with hub.engine.connect() as conn:
-            rows = preview(conn, name, limit=limit, now=hub.clock.now())
+        with opened(config, now) as hub:
+            if name not in hub.config.segments:
+                known = ", ".join(hub.config.segments) or "none"
+                raise _fail(f"no segment named {name!r} (configured: {known})")
+            with hub.engine.connect() as conn:
+                rows = preview(conn, name, limit=limit, now=hub.clock.now())
         if not rows:
             console.print(f"{name}: no members (run `hub audience` to evaluate segments)")
             return
@@ -119,11 +125,8 @@ def add_commands(cli: typer.Typer) -> None:
         """Compute attributes, evaluate segments, fire triggers and decide every due message under contact pressure."""
         from hub.audience.pipeline import run_audience
 
-        hub = load(config, now)
-        try:
+        with opened(config, now) as hub:
             summary = run_audience(hub, full=True if full else None)
-        finally:
-            hub.close()
         _print_audience(console, hub, summary)
 
     @cli.command("explain")
@@ -141,22 +144,22 @@ def add_commands(cli: typer.Typer) -> None:
 
         from hub.audience.explain import explain, resolve_customer
 
-        hub = load(config, now)
-        if message is not None and message not in hub.config.contact_pressure.message_types:
-            known = ", ".join(hub.config.contact_pressure.message_types) or "none"
-            raise _fail(f"no message type {message!r} (contact_pressure.message_types: {known})")
-        with hub.engine.connect() as conn:
-            customer_id = resolve_customer(conn, customer)
-            if customer_id is None:
-                raise _fail(f"no customer matches {customer!r} (try an id, e-mail, member number or phone)")
-            explanation = explain(
-                conn,
-                hub.config,
-                customer_id,
-                hub.clock.now(),
-                message_type=message,
-                plugin_attributes=hub.attribute_specs,
-            )
+        with opened(config, now) as hub:
+            if message is not None and message not in hub.config.contact_pressure.message_types:
+                known = ", ".join(hub.config.contact_pressure.message_types) or "none"
+                raise _fail(f"no message type {message!r} (contact_pressure.message_types: {known})")
+            with hub.engine.connect() as conn:
+                customer_id = resolve_customer(conn, customer)
+                if customer_id is None:
+                    raise _fail(f"no customer matches {customer!r} (try an id, e-mail, member number or phone)")
+                explanation = explain(
+                    conn,
+                    hub.config,
+                    customer_id,
+                    hub.clock.now(),
+                    message_type=message,
+                    plugin_attributes=hub.attribute_specs,
+                )
         if as_json:
             typer.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
         else:

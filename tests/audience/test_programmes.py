@@ -210,8 +210,10 @@ class Shop:
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    (tmp_path / "hub.yaml").write_text(json.dumps({**CONFIG, "project_dir": str(tmp_path)}), encoding="utf-8")
+def shop(tmp_path: Path, database_url: str) -> Iterator[Shop]:
+    """The chain on SQLite and on PostgreSQL: every programme test runs on both."""
+    config = {**CONFIG, "project_dir": str(tmp_path), "database": {"url": database_url}}
+    (tmp_path / "hub.yaml").write_text(json.dumps(config), encoding="utf-8")
     hub = Hub.load(tmp_path / "hub.yaml")
     hub.config_file = tmp_path / "hub.yaml"  # type: ignore[attr-defined]
     upgrade(hub.engine)
@@ -350,3 +352,35 @@ def test_hub_explain_gives_the_reason_for_sent_capped_quarantined_b2b_and_no_con
     assert "B2B" in explain("firm@example.no", "post_purchase")
     assert "consent" in explain("silent@example.no", "post_purchase")
     assert date(2025, 5, 5).isoformat() in explain(str(sent), "post_purchase")
+
+
+# ---------------------------------------------------------------------------------------- the command line
+
+
+def test_the_commands_print_segments_triggers_and_decisions_by_reason(shop: Shop) -> None:
+    kari = shop.customer("kari@example.no")
+    firm = shop.customer("firm@example.no", b2b=True)
+    for customer_id in (kari, firm):
+        shop.order(customer_id, DAY0, "GRL-1")
+    shop.order(kari, DAY0 + timedelta(hours=1), "PT-1")
+    config = str(shop.hub.config_file)  # type: ignore[attr-defined]
+    at = ["--now", (DAY0 + timedelta(hours=2)).isoformat(), "-c", config]
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(make_cli(), [*args], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    audience = run("audience", *at)
+    segments = run("segments", "-c", config)
+    preview = run("segments", "preview", "newsletter", *at)
+
+    # The 08:00 newsletter ticked within the first run's reach; Kari's is quarantined by her post-purchase mail.
+    assert "triggers fired: post_purchase 3, welcome_tier_a 0, sales_newsletter 1" in audience
+    assert "decisions: 1 send, 0 hold, 3 suppress" in audience
+    assert (
+        "suppressed: cap:one post-purchase in two days 1, quarantine:no newsletter after a post-purchase 1, b2b 1"
+        in audience
+    )
+    assert "newsletter" in segments and "tier_a" in segments
+    assert "kari@example.no" in preview and "firm@example.no" not in preview
