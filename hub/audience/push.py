@@ -24,7 +24,7 @@ from hub.audience.policy import blocked_customers
 from hub.config import HubConfig
 from hub.connectors import Destination
 from hub.db import one_of
-from hub.delivery.changes import enqueue
+from hub.delivery.changes import enqueue_many
 from hub.delivery.outcomes import InvalidMessage
 from hub.delivery.views import customer_views, hub_keys
 from hub.models import SegmentMembership, SegmentPush
@@ -119,6 +119,7 @@ def _apply(
     stamp = now.isoformat()
     for batch in _batches(customer_ids, batch_size):
         views = customer_views(conn, batch)
+        messages: list[tuple[str, int | None, dict[str, Any], str, str | None]] = []
         for customer_id in batch:
             view = views.get(customer_id)
             keys = hub_keys(view) if view is not None else {"customer_id": customer_id}
@@ -130,7 +131,8 @@ def _apply(
             except InvalidMessage as exc:
                 error = str(exc)
             key = f"{name}:{KIND}:{segment}:{customer_id}:{change}:{stamp}"
-            enqueue(conn, name, KIND, customer_id, payload, key, now, error=error)
+            messages.append((KIND, customer_id, payload, key, error))
+        enqueue_many(conn, name, messages, now)
         if change == "entered":
             rows = [{"destination": name, "segment": segment, "customer_id": c, "since": now} for c in batch]
             conn.execute(sa.insert(_push), rows)

@@ -59,6 +59,7 @@ __all__ = [
     "build_contact_payload",
     "enqueue",
     "enqueue_changes",
+    "enqueue_many",
     "payload_hash",
     "rebuild_payload",
     "remember_replayed",
@@ -188,6 +189,20 @@ def enqueue(
     insert = postgresql.insert(_message) if is_postgres(conn) else sqlite.insert(_message)
     result = conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
     return bool(result.rowcount == 1)
+
+
+def enqueue_many(
+    conn: sa.Connection,
+    destination: str,
+    messages: Sequence[tuple[str, int | None, dict[str, Any], str, str | None]],
+    now: datetime,
+) -> int:
+    """:func:`enqueue` for a batch in one statement: ``(kind, customer_id, payload, idempotency_key, error)`` each.
+
+    Keys that already exist are left alone. Returns the rows written as the database reports them.
+    """
+    out = [_Out(kind, customer_id, payload, key, error) for kind, customer_id, payload, key, error in messages]
+    return _write_messages(conn, destination, out, now)
 
 
 def remember_replayed(conn: sa.Connection, destination: str, payloads: Sequence[tuple[int, dict[str, Any]]]) -> None:
