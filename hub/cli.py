@@ -124,7 +124,10 @@ def make_cli() -> typer.Typer:
         if issues:
             raise ConfigError(issues)
         n_maps = len(hub._mappings)
-        console.print(f"{config_path(config)}: OK ({len(hub.config.connectors)} connectors, {n_maps} mappings)")
+        audience = f", {len(hub.config.segments)} segments, {len(hub.config.triggers)} triggers"
+        console.print(
+            f"{config_path(config)}: OK ({len(hub.config.connectors)} connectors, {n_maps} mappings{audience})"
+        )
 
     @cli.command()
     def schema(config: ConfigOption = None) -> None:
