@@ -336,29 +336,31 @@ def _json_literal(conn: sa.Connection, text: str) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"'{text}'::json" if is_postgres(conn) else f"'{text}'")
 
 
-def _product_groups(conn: sa.Connection, full: bool) -> sa.Subquery:
-    """Each scope customer's product groups as a JSON list, sorted."""
+def _product_groups(full: bool) -> sa.Subquery:
+    """Each scope customer's product groups as a JSON list, sorted (PostgreSQL; see :func:`_product_groups_of`)."""
     g = _group
     scoped = g if full else g.join(_scope, _scope.c.customer_id == g.c.customer_id)
-    if is_postgres(conn):
-        listed = sa.func.json_agg(aggregate_order_by(g.c.product_group, g.c.product_group))
-        return (
-            sa.select(g.c.customer_id, listed.label("groups"))
-            .select_from(scoped)
-            .group_by(g.c.customer_id)
-            .subquery("product_groups")
-        )
-    ordered = (
-        sa.select(g.c.customer_id, g.c.product_group)
-        .select_from(scoped)
-        .order_by(g.c.customer_id, g.c.product_group)
-        .subquery("ordered")
-    )
+    listed = sa.func.json_agg(aggregate_order_by(g.c.product_group, g.c.product_group))
     return (
-        sa.select(ordered.c.customer_id, sa.func.json_group_array(ordered.c.product_group).label("groups"))
-        .group_by(ordered.c.customer_id)
+        sa.select(g.c.customer_id, listed.label("groups"))
+        .select_from(scoped)
+        .group_by(g.c.customer_id)
         .subquery("product_groups")
     )
+
+
+def _product_groups_of(customer_id: sa.ColumnElement[int]) -> sa.ColumnElement[Any]:
+    """SQLite: one customer's product groups as a JSON list, sorted, read off the primary key of
+    ``customer_group`` (a grouped subquery would sort every row again and build an index to join it)."""
+    g = _group
+    ordered = (
+        sa.select(g.c.product_group)
+        .where(g.c.customer_id == customer_id)
+        .order_by(g.c.product_group)
+        .correlate_except(g)
+        .subquery("ordered")
+    )
+    return sa.select(sa.func.json_group_array(ordered.c.product_group)).scalar_subquery()
 
 
 def _write_favourites(conn: sa.Connection) -> None:
@@ -390,8 +392,16 @@ def _write_favourites(conn: sa.Connection) -> None:
 
 
 def _write_rhythm(conn: sa.Connection) -> None:
-    """Per customer: purchase days and their span (for the mean), and the median gap between purchase days."""
-    d = _day
+    """Per customer: purchase days and their span (for the mean), and the median gap between purchase days.
+
+    The counts first (straight off the primary key of ``_aud_day``), then the median, which needs the number of
+    gaps (purchase days - 1): reading it from ``_aud_rhythm`` saves a window over every gap.
+    """
+    d, r = _day, _rhythm_t
+    days = sa.select(d.c.customer_id, sa.func.count(), sa.func.min(d.c.day), sa.func.max(d.c.day)).group_by(
+        d.c.customer_id
+    )
+    conn.execute(r.insert().from_select(["customer_id", "days", "first", "last"], days))
     gaps = sa.select(
         d.c.customer_id,
         (d.c.day - sa.func.lag(d.c.day).over(partition_by=d.c.customer_id, order_by=d.c.day)).label("gap"),
@@ -401,31 +411,19 @@ def _write_rhythm(conn: sa.Connection) -> None:
             gaps.c.customer_id,
             gaps.c.gap,
             sa.func.row_number().over(partition_by=gaps.c.customer_id, order_by=gaps.c.gap).label("rank"),
-            sa.func.count().over(partition_by=gaps.c.customer_id).label("n"),
         )
         .where(gaps.c.gap.is_not(None))
         .subquery("ranked_gaps")
     )
+    n = r.c.days - 1
     median = (
         sa.select(ranked.c.customer_id, sa.func.avg(sa.cast(ranked.c.gap, sa.Float)).label("median"))
-        .where(sa.or_(ranked.c.rank == (ranked.c.n + 1) // 2, ranked.c.rank == (ranked.c.n + 2) // 2))
+        .join(r, r.c.customer_id == ranked.c.customer_id)
+        .where(sa.or_(ranked.c.rank == (n + 1) // 2, ranked.c.rank == (n + 2) // 2))
         .group_by(ranked.c.customer_id)
         .subquery("median_gap")
     )
-    days = (
-        sa.select(
-            d.c.customer_id,
-            sa.func.count().label("days"),
-            sa.func.min(d.c.day).label("first"),
-            sa.func.max(d.c.day).label("last"),
-        )
-        .group_by(d.c.customer_id)
-        .subquery("days")
-    )
-    rows = sa.select(days.c.customer_id, days.c.days, days.c.first, days.c.last, median.c.median).outerjoin(
-        median, median.c.customer_id == days.c.customer_id
-    )
-    conn.execute(_rhythm_t.insert().from_select(["customer_id", "days", "first", "last", "median"], rows))
+    conn.execute(r.update().where(r.c.customer_id == median.c.customer_id).values(median=median.c.median))
 
 
 def _stage_figures(conn: sa.Connection, config: AttributesConfig, now: datetime) -> None:
@@ -454,7 +452,8 @@ def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: dateti
     """One ``customer_attributes`` row per scope customer (zeros and NULLs without orders), ranked if ``ranked``."""
     f, r, v, sc = _figures, _rhythm_t, _values, _scope
     store, channel = _favourites.alias("store"), _favourites.alias("channel")
-    groups = _product_groups(conn, ranked)
+    groups = _product_groups(ranked) if is_postgres(conn) else None
+    listed = _product_groups_of(sc.c.customer_id) if groups is None else groups.c.groups
     mean = sa.cast(r.c.last - r.c.first, sa.Float) / sa.func.nullif(r.c.days - 1, 0)
     zero = sa.literal(0.0, sa.Float)
     columns: dict[str, sa.ColumnElement[Any]] = {
@@ -477,7 +476,7 @@ def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: dateti
         "expected_next_order_at": _expected_next(conn, f.c.last_order_at, mean),
         "favourite_store": store.c.value,
         "favourite_channel": channel.c.value,
-        "product_groups": sa.func.coalesce(groups.c.groups, _json_literal(conn, "[]")),
+        "product_groups": sa.func.coalesce(listed, _json_literal(conn, "[]")),
         "extra": _json_literal(conn, "{}"),
         "computed_at": sa.bindparam("computed_at", now, type_=UTCDateTime()),
     }
@@ -490,8 +489,9 @@ def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: dateti
         .outerjoin(v, v.c.customer_id == s)
         .outerjoin(store, sa.and_(store.c.customer_id == s, store.c.kind == "store"))
         .outerjoin(channel, sa.and_(channel.c.customer_id == s, channel.c.kind == "channel"))
-        .outerjoin(groups, groups.c.customer_id == s)
     )
+    if groups is not None:
+        rows = rows.outerjoin(groups, groups.c.customer_id == s)
     if ranked:
         _write_ranks(conn, config)
         k = _ranks

@@ -9,7 +9,8 @@
   customer's own mean, which varies over customers (``p``, ``q``, ``gamma``); fitted on repeat customers only.
 
 Both are fitted by maximum likelihood with scipy (L-BFGS-B on log-parameters, analytic gradients), vectorised over
-numpy arrays: one fit over 100k customers takes a fraction of a second.
+numpy arrays: the gamma functions once per distinct frequency, BG/NBD over distinct histories with their counts,
+Gamma-Gamma from sums precomputed once; one fit over 400k customers takes about half a second.
 """
 
 from __future__ import annotations
@@ -58,41 +59,67 @@ def _arrays(*values: npt.ArrayLike) -> list[Array]:
     return [np.asarray(value, dtype=np.float64) for value in values]
 
 
-def _bgnbd_nll(log_params: Array, x: Array, tx: Array, big_t: Array) -> tuple[float, Array]:
-    """Mean negative log-likelihood of BG/NBD and its gradient with respect to the log-parameters."""
+def _dot(a: Array, b: Array) -> float:
+    """Sum of products without BLAS: a threaded BLAS dot makes idle worker threads spin, slowing what follows."""
+    return float((a * b).sum())
+
+
+def _bgnbd_nll(
+    log_params: Array, ux: Array, ix: npt.NDArray[np.intp], tx: Array, big_t: Array, weight: Array
+) -> tuple[float, Array]:
+    """Mean negative log-likelihood of BG/NBD and its gradient with respect to the log-parameters.
+
+    Over distinct histories (``tx``, ``big_t``, frequency ``ux[ix]``) counted ``weight`` times; the terms that
+    depend on the frequency alone (gamma functions) are computed once per distinct frequency ``ux``.
+    """
     r, alpha, a, b = np.exp(log_params)
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + big_t)
+    n = float(weight.sum())
+    per_x = np.bincount(ix, weights=weight, minlength=len(ux))  # customers per distinct frequency
+    repeat = ux > 0
+    # Per distinct frequency: the gamma-function terms, and the log of the dropout term's lead factor.
+    a12 = (
+        gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
+        + gammaln(a + b) + gammaln(b + ux) - gammaln(b) - gammaln(a + b + ux)
+    )  # fmt: skip
     # Only repeat buyers can have dropped out after their last purchase; b + x - 1 > 0 holds for them.
-    safe = np.where(repeat, b + x - 1, 1.0)
-    a4 = np.where(repeat, np.log(a) - np.log(safe) - (r + x) * np.log(alpha + tx), -np.inf)
+    safe = np.where(repeat, b + ux - 1, 1.0)
+    with np.errstate(divide="ignore"):
+        lead = np.where(repeat, np.log(a) - np.log(safe), -np.inf)
+    d_r_x = digamma(r + ux) - digamma(r) + np.log(alpha)
+    d_a_x = digamma(a + b) - digamma(a + b + ux)
+    d_b_x = digamma(a + b) + digamma(b + ux) - digamma(b) - digamma(a + b + ux)
+    # Per distinct history.
+    rx = (r + ux)[ix]
+    log_t, log_tx = np.log(alpha + big_t), np.log(alpha + tx)
+    a3 = -rx * log_t
+    a4 = lead[ix] - rx * log_tx
     mix = np.logaddexp(a3, a4)
     w4 = np.exp(a4 - mix)
     w3 = 1.0 - w4
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + big_t) - w4 * np.log(alpha + tx)
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + big_t) - w4 * (r + x) / (alpha + tx)
-    d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
-    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / safe
-    n = len(x)
-    gradient = np.array([d_r.sum() * r, d_alpha.sum() * alpha, d_a.sum() * a, d_b.sum() * b]) / n
-    return -float((a1 + a2 + mix).sum()) / n, -gradient
+    d_r = _dot(d_r_x, per_x) - _dot(weight, w3 * log_t + w4 * log_tx)
+    d_alpha = n * r / alpha - _dot(weight, rx * (w3 / (alpha + big_t) + w4 / (alpha + tx)))
+    d_a = _dot(d_a_x, per_x) + _dot(weight, w4) / a
+    d_b = _dot(d_b_x, per_x) - _dot(weight, w4 / safe[ix])
+    gradient = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b]) / n
+    return -(_dot(a12, per_x) + _dot(weight, mix)) / n, -gradient
 
 
 def fit_bgnbd(frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> BgNbd:
     """Fit BG/NBD by maximum likelihood. ``frequency`` = repeat purchases, ``recency`` and ``T`` in one unit.
 
     Time is rescaled to its mean ``T`` for the optimiser (only ``alpha`` depends on the unit, and exactly).
+    Customers with the same history share one likelihood term: the fit runs over distinct histories, counted.
     """
     x, tx, big_t = _arrays(frequency, recency, T)
     if len(x) == 0:
         raise ValueError("no customers to fit on")
     scale = float(big_t.mean()) or 1.0
+    histories, weight = np.unique(np.stack([x, tx, big_t], axis=1), axis=0, return_counts=True)
+    ux, ix = np.unique(histories[:, 0], return_inverse=True)
     result = minimize(
         _bgnbd_nll,
         np.zeros(4),
-        args=(x, tx / scale, big_t / scale),
+        args=(ux, ix, histories[:, 1] / scale, histories[:, 2] / scale, weight.astype(np.float64)),
         jac=True,
         method="L-BFGS-B",
         bounds=[(-12.0, 12.0)] * 4,
@@ -134,25 +161,66 @@ def expected_purchases(
     return np.asarray(first * second / (1 + odds), dtype=np.float64)
 
 
-def _gamma_gamma_nll(log_params: Array, x: Array, m: Array) -> tuple[float, Array]:
+@dataclass(frozen=True, slots=True)
+class _SpendData:
+    """Gamma-Gamma inputs with what the likelihood needs of them precomputed: distinct frequencies ``ux`` and
+    their counts, ``x * m``, and the sums over customers that do not depend on the parameters."""
+
+    ux: Array
+    count: Array
+    x: Array
+    mx: Array
+    n: float
+    x_sum: float
+    x_log_m_sum: float  # sum of x * log(m)
+    x_log_x_sum: float  # sum of x * log(x)
+    log_m_sum: float
+
+    @classmethod
+    def of(cls, x: Array, m: Array) -> _SpendData:
+        ux, count = np.unique(x, return_counts=True)
+        log_m = np.log(m)
+        return cls(
+            ux=ux,
+            count=count.astype(np.float64),
+            x=x,
+            mx=m * x,
+            n=float(len(x)),
+            x_sum=float(x.sum()),
+            x_log_m_sum=_dot(x, log_m),
+            x_log_x_sum=_dot(x, np.log(x)),
+            log_m_sum=float(log_m.sum()),
+        )
+
+
+def _gamma_gamma_nll(log_params: Array, data: _SpendData) -> tuple[float, Array]:
+    """Mean negative log-likelihood of Gamma-Gamma and its gradient with respect to the log-parameters.
+
+    Per customer: ``lgamma(px + q) - lgamma(px) - lgamma(q) + q log(gamma) + (px - 1) log(m) + px log(x)
+    - (px + q) log(gamma + mx)``, rearranged so that only ``log1p(mx / gamma)`` and ``1 / (gamma + mx)`` are
+    computed per customer: the gamma functions once per distinct ``x``, the rest from precomputed sums.
+    """
     p, q, gamma = np.exp(log_params)
-    px = p * x
+    d = data
+    pu = p * d.ux
+    log_gamma = np.log(gamma)
+    shift = np.log1p(d.mx / gamma)  # log(gamma + mx) - log(gamma)
+    inverse = 1.0 / (gamma + d.mx)
+    x_shift = _dot(d.x, shift)
+    shift_sum = float(shift.sum())
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(gamma)
-        + (px - 1) * np.log(m)
-        + px * np.log(x)
-        - (px + q) * np.log(gamma + m * x)
+        _dot(d.count, gammaln(pu + q) - gammaln(pu) - gammaln(q))
+        + p * (d.x_log_m_sum + d.x_log_x_sum - log_gamma * d.x_sum - x_shift)
+        - d.log_m_sum
+        - q * shift_sum
     )
-    log_mx = np.log(gamma + m * x)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_mx)
-    d_q = digamma(px + q) - digamma(q) + np.log(gamma) - log_mx
-    d_gamma = q / gamma - (px + q) / (gamma + m * x)
-    n = len(x)
-    gradient = np.array([d_p.sum() * p, d_q.sum() * q, d_gamma.sum() * gamma]) / n
-    return -float(ll.sum()) / n, -gradient
+    d_p = _dot(d.count, d.ux * (digamma(pu + q) - digamma(pu))) + d.x_log_m_sum + d.x_log_x_sum
+    d_p -= log_gamma * d.x_sum + x_shift
+    d_q = _dot(d.count, digamma(pu + q) - digamma(q)) - shift_sum
+    # q / gamma - (px + q) / (gamma + mx) = x (q m - gamma p) / (gamma (gamma + mx)), summed; times gamma:
+    d_gamma_gamma = q * _dot(d.mx, inverse) - gamma * p * _dot(d.x, inverse)
+    gradient = np.array([d_p * p, d_q * q, d_gamma_gamma]) / d.n
+    return -float(ll) / d.n, -gradient
 
 
 def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaGamma:
@@ -169,7 +237,7 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaG
     result = minimize(
         _gamma_gamma_nll,
         np.zeros(3),
-        args=(x, m / scale),
+        args=(_SpendData.of(x, m / scale),),
         jac=True,
         method="L-BFGS-B",
         bounds=[(-12.0, 12.0)] * 3,
