@@ -19,6 +19,7 @@ from hub import plugins as plugin_registry
 from hub.app import Hub
 from hub.audience.commands import add_commands as add_audience_commands
 from hub.config import config_json_schema, config_path, starter_config
+from hub.daemon.command import add_commands as add_daemon_commands
 from hub.errors import ConfigError, HubError
 from hub.logging import configure_logging
 from hub.schema import current_revision, head_revision, upgrade
@@ -287,6 +288,7 @@ def make_cli() -> typer.Typer:
 
     _delivery_commands(cli)
     add_audience_commands(cli)
+    add_daemon_commands(cli)
     try:
         from hub.sandbox.command import sandbox as sandbox_command
     except ImportError:

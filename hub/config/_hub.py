@@ -16,6 +16,7 @@ from hub.config._audience import (
     TriggerConfig,
     _check_name,
 )
+from hub.config._daemon import DaemonConfig
 from hub.config._models import (
     _BLOCK,
     ConnectorConfig,
@@ -54,6 +55,7 @@ class HubConfig(BaseModel):
     contact_pressure: ContactPressureConfig = ContactPressureConfig()
     segments: dict[Annotated[str, AfterValidator(_check_name)], SegmentConfig] = {}
     triggers: dict[Annotated[str, AfterValidator(_check_name)], TriggerConfig] = {}
+    daemon: DaemonConfig = DaemonConfig()
     source_file: Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)] = "<memory>"
 
     @model_validator(mode="before")

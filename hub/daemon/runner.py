@@ -1,0 +1,145 @@
+"""The daemon itself: its jobs on a scheduler, its HTTP endpoint, and a stop that lets the running job finish.
+
+:meth:`Daemon.serve` is ``hub run``; :meth:`Daemon.run_once` is ``hub run --once``. Both stop on
+:meth:`Daemon.stop` (the command wires SIGTERM and SIGINT to it): no new run starts, and the running ones get
+``daemon.shutdown_timeout`` to finish. A job still running after that is cut off when the process exits, which
+is safe by design: a sync resumes from its last committed batch, and the dispatcher recovers its in-flight rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.schedulers.base import STATE_RUNNING
+
+from hub.daemon.http import HttpServer, Readiness, make_app
+from hub.daemon.jobs import Job, JobBoard, build_jobs, in_order, run_job
+from hub.daemon.metrics import DaemonMetrics
+from hub.daemon.scheduler import last_runs, make_scheduler
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = structlog.get_logger("hub.daemon")
+
+
+class Daemon:
+    """One configured hub's jobs, board, metrics and stop signal. Build one per process run."""
+
+    def __init__(self, hub: Hub, *, http_port: int | None = None, jobs: list[Job] | None = None) -> None:
+        self.hub = hub
+        self.settings = hub.config.daemon
+        self.http_port = self.settings.http.port if http_port is None else http_port
+        self.jobs = build_jobs(hub) if jobs is None else jobs
+        self.board = JobBoard(self.jobs)
+        self.metrics = DaemonMetrics(hub.engine, self.board)
+        self.stopping = threading.Event()
+        #: Set when :meth:`serve` or :meth:`run_once` gave up waiting for a running job (see ``shutdown_timeout``).
+        self.abandoned: list[str] = []
+        self.url: str | None = None
+
+    def stop(self, reason: str = "asked") -> None:
+        """Take no new work; the running job gets ``shutdown_timeout`` to finish. Safe from a signal handler."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            log.info("daemon stopping", reason=reason, timeout=self.settings.shutdown_timeout.total_seconds())
+
+    def serve(self, *, started: threading.Event | None = None) -> None:
+        """Run the jobs on their schedules and serve HTTP until :meth:`stop`; then wait for the running jobs."""
+        zone = ZoneInfo(self.hub.config.timezone)
+        scheduler = make_scheduler(
+            self.jobs,
+            self._scheduled,
+            zone=zone,
+            misfire_grace_seconds=self.settings.misfire_grace_time.total_seconds(),
+            last_runs=last_runs(self.hub),
+        )
+        readiness = Readiness(
+            self.hub.engine,
+            self.board,
+            scheduler_running=lambda: scheduler.state == STATE_RUNNING,
+            stuck_after=self.settings.stuck_after,
+            stopping=self.stopping,
+        )
+        with ExitStack() as stack:
+            if self.settings.http.enabled:
+                server = HttpServer(make_app(readiness, self.metrics), self.settings.http.host, self.http_port)
+                self.url = stack.enter_context(server.running())
+            scheduler.start()
+            stack.callback(self._shutdown, scheduler)
+            log.info("daemon started", http=self.url, jobs=_describe(scheduler))
+            if not self.jobs:
+                log.warning("no jobs configured: give connectors a schedule, or enable daemon.audience/deliver")
+            if started is not None:
+                started.set()
+            self.stopping.wait()
+
+    def run_once(self) -> bool:
+        """Every job once, in dependency order (syncs, audience, deliver, housekeeping); True if all succeeded."""
+        ok = True
+        for job in in_order(self.jobs):
+            if self.stopping.is_set():
+                log.warning("not run: the daemon is stopping", job=job.id)
+                continue
+            outcome: list[Any] = []
+            worker = threading.Thread(
+                target=self._run_into,
+                args=(job, outcome),
+                name=f"hub-job:{job.id}",
+                daemon=True,  # a job cut off by shutdown_timeout must not hold the process open
+            )
+            worker.start()
+            while worker.is_alive() and not self.stopping.is_set():
+                worker.join(0.1)
+            if worker.is_alive():
+                self._wait_for_running()
+                return False
+            ok = ok and bool(outcome and outcome[0].ok)
+        return ok
+
+    def _run_into(self, job: Job, outcome: list[Any]) -> None:
+        outcome.append(run_job(job, self.board, observe=self.metrics.observe))
+
+    def _scheduled(self, job: Job) -> None:
+        if self.stopping.is_set():  # submitted just as the stop came in
+            return
+        run_job(job, self.board, observe=self.metrics.observe)
+
+    def _shutdown(self, scheduler: Any) -> None:
+        scheduler.shutdown(wait=False)  # no new runs; running ones go on in their threads
+        self._wait_for_running()
+
+    def _wait_for_running(self) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout.total_seconds()
+        running = self.board.running()
+        if running:
+            log.info("waiting for running jobs", jobs=[state.id for state in running])
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+            running = self.board.running()
+        if running:
+            self.abandoned = [state.id for state in running]
+            log.warning(
+                "jobs still running after shutdown_timeout; exiting anyway (a sync resumes from its last"
+                " committed batch, delivery recovers its in-flight messages)",
+                jobs=self.abandoned,
+            )
+        else:
+            log.info("daemon stopped")
+
+
+def _describe(scheduler: Any) -> list[dict[str, str]]:
+    return [
+        {
+            "job": job.id,
+            "trigger": str(job.trigger),
+            "next": job.next_run_time.astimezone(UTC).isoformat() if job.next_run_time else "paused",
+        }
+        for job in scheduler.get_jobs()
+    ]
