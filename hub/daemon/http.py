@@ -4,6 +4,7 @@
 - ``/readyz``: 200 when the database answers, the scheduler runs and no job has been running longer than
   ``daemon.stuck_after``; otherwise 503 with every reason in JSON (a readiness probe: alert, do not restart blindly).
 - ``/metrics``: Prometheus' text format (:mod:`hub.daemon.metrics`).
+- ``POST /webhooks/{connector}``: a signed record pushed by a shop (:mod:`hub.daemon.webhooks`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub.daemon.jobs import JobBoard
 from hub.daemon.metrics import DaemonMetrics
+from hub.daemon.webhooks import WebhookIntake
 from hub.errors import HubError
+
+log = structlog.get_logger("hub.daemon.webhooks")
 
 
 class HttpUnavailable(HubError):
@@ -65,7 +72,20 @@ class Readiness:
         return reasons
 
 
-def make_app(readiness: Readiness, metrics: DaemonMetrics) -> Starlette:
+@dataclass(slots=True)
+class Webhooks:
+    """What ``POST /webhooks/{connector}`` needs: the intake, and what to call once a record is loaded."""
+
+    intake: WebhookIntake
+    wake: Callable[[], None]
+    stopping: threading.Event
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def make_app(readiness: Readiness, metrics: DaemonMetrics, webhooks: Webhooks | None = None) -> Starlette:
     def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -79,13 +99,61 @@ def make_app(readiness: Readiness, metrics: DaemonMetrics) -> Starlette:
     def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if webhooks is not None:
+        routes.append(Route("/webhooks/{connector}", _webhook_endpoint(webhooks, metrics), methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+def _webhook_endpoint(webhooks: Webhooks, metrics: DaemonMetrics) -> Callable[[Request], Any]:
+    intake = webhooks.intake
+
+    async def webhook(request: Request) -> Response:
+        # Reading the body happens on the event loop; verification and the database write on the thread pool.
+        name = request.path_params["connector"]
+        if webhooks.stopping.is_set():
+            metrics.observe_webhook(name, 503)
+            return JSONResponse({"error": "shutting down; send again later"}, status_code=503)
+        receiver = intake.receiver(name)
+        if receiver is None:
+            metrics.observe_webhook(None, 404)  # an unknown name is not a label: anyone can make up names
+            return JSONResponse({"error": f"no webhook connector named {name!r}"}, status_code=404)
+        limit = receiver.max_body_bytes
+        try:
+            body = await _read_body(request, limit)
+        except _TooLarge:
+            metrics.observe_webhook(name, 413)
+            log.warning("webhook refused: body too large", connector=name, limit=limit)
+            return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=413)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        client = request.client.host if request.client else None
+        try:
+            answer = await run_in_threadpool(intake.handle, name, receiver, body, request.headers, client)
+        except Exception as exc:  # the database is down or locked too long: the sender retries later
+            log.error("webhook not stored", connector=name, error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            metrics.observe_webhook(name, 503)
+            return JSONResponse({"error": "not stored; send again later"}, status_code=503)
+        background = BackgroundTask(webhooks.wake) if answer.loaded else None
+        return JSONResponse(answer.body, status_code=answer.status, background=background)
+
+    return webhook
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
 
 
 class HttpServer:

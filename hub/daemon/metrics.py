@@ -30,6 +30,7 @@ from hub.models import Message, SyncRun
 
 if TYPE_CHECKING:
     from hub.daemon.jobs import Job, JobBoard, JobOutcome
+    from hub.daemon.webhooks import Ingested
 
 log = structlog.get_logger("hub.daemon")
 
@@ -46,7 +47,8 @@ class DaemonMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.records = Counter(
             "hub_sync_records",
-            "Records handled by this process's sync jobs, by connector, stream and outcome (read, loaded, rejected).",
+            "Records handled by this process's sync jobs and webhooks, by connector, stream and outcome"
+            " (read, loaded, rejected).",
             ["connector", "stream", "outcome"],
             registry=self.registry,
         )
@@ -72,6 +74,12 @@ class DaemonMetrics:
             ["job", "outcome"],
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "hub_webhook_requests",
+            "Webhook requests answered, by connector ('(unknown)' for a name that is none) and HTTP status.",
+            ["connector", "status"],
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(engine, board))
         ProcessCollector(registry=self.registry)
 
@@ -94,6 +102,14 @@ class DaemonMetrics:
                 self.retries.labels(name).inc(s.retries)
                 if s.error or s.paused:
                     self.failures.labels(name).inc()
+
+    def observe_webhook(self, connector: str | None, status: int, result: Ingested | None = None) -> None:
+        """One answered webhook: its status, and the records it carried (counted as a sync's are)."""
+        self.webhooks.labels(connector or "(unknown)", str(status)).inc()
+        if result is not None and connector is not None:
+            self.records.labels(connector, result.stream, "read").inc(result.read)
+            self.records.labels(connector, result.stream, "loaded").inc(result.loaded)
+            self.records.labels(connector, result.stream, "rejected").inc(result.rejected)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

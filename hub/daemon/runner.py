@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 import structlog
 from apscheduler.schedulers.base import STATE_RUNNING
 
-from hub.daemon.http import HttpServer, Readiness, make_app
+from hub.daemon.http import HttpServer, Readiness, Webhooks, make_app
 from hub.daemon.jobs import Job, JobBoard, build_jobs, in_order, run_job
 from hub.daemon.metrics import DaemonMetrics
 from hub.daemon.scheduler import last_runs, make_scheduler
+from hub.daemon.webhooks import Realtime, WebhookIntake
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -43,6 +44,14 @@ class Daemon:
         #: Set when :meth:`serve` or :meth:`run_once` gave up waiting for a running job (see ``shutdown_timeout``).
         self.abandoned: list[str] = []
         self.url: str | None = None
+        #: One lock per job, shared by its scheduled runs and the real-time passes: a job never runs twice at once.
+        self._job_locks = {job.id: threading.Lock() for job in self.jobs}
+        #: Audience then delivery, run at once after a webhook loaded something (see :class:`Realtime`).
+        self.realtime = Realtime(
+            [job for kind in ("audience", "deliver") for job in self.jobs if job.kind == kind],
+            self._run_when_free,
+            self.stopping,
+        )
 
     def stop(self, reason: str = "asked") -> None:
         """Take no new work; the running job gets ``shutdown_timeout`` to finish. Safe from a signal handler."""
@@ -67,10 +76,15 @@ class Daemon:
             stuck_after=self.settings.stuck_after,
             stopping=self.stopping,
         )
+        webhooks = Webhooks(
+            WebhookIntake(self.hub, observe=self.metrics.observe_webhook), self.realtime.wake, self.stopping
+        )
         with ExitStack() as stack:
             if self.settings.http.enabled:
-                server = HttpServer(make_app(readiness, self.metrics), self.settings.http.host, self.http_port)
+                app = make_app(readiness, self.metrics, webhooks)
+                server = HttpServer(app, self.settings.http.host, self.http_port)
                 self.url = stack.enter_context(server.running())
+            self.realtime.start()
             scheduler.start()
             stack.callback(self._shutdown, scheduler)
             log.info("daemon started", http=self.url, jobs=_describe(scheduler))
@@ -109,11 +123,35 @@ class Daemon:
     def _scheduled(self, job: Job) -> None:
         if self.stopping.is_set():  # submitted just as the stop came in
             return
-        run_job(job, self.board, observe=self.metrics.observe)
+        lock = self._job_locks.get(job.id)
+        if lock is None:
+            run_job(job, self.board, observe=self.metrics.observe)
+            return
+        if not lock.acquire(blocking=False):  # a real-time pass is running it now: this slot is covered
+            log.debug("slot skipped: a real-time pass is running the job", job=job.id)
+            return
+        try:
+            run_job(job, self.board, observe=self.metrics.observe)
+        finally:
+            lock.release()
+
+    def _run_when_free(self, job: Job) -> None:
+        """A real-time run: waits for a scheduled run of the same job to finish (it may have started before the
+        webhook's commit), then runs; gives up when the daemon stops."""
+        lock = self._job_locks[job.id]
+        while not lock.acquire(timeout=0.2):
+            if self.stopping.is_set():
+                return
+        try:
+            if not self.stopping.is_set():
+                run_job(job, self.board, observe=self.metrics.observe)
+        finally:
+            lock.release()
 
     def _shutdown(self, scheduler: Any) -> None:
         scheduler.shutdown(wait=False)  # no new runs; running ones go on in their threads
         self._wait_for_running()
+        self.realtime.join(timeout=1)
 
     def _wait_for_running(self) -> None:
         deadline = time.monotonic() + self.settings.shutdown_timeout.total_seconds()
