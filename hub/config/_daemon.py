@@ -90,4 +90,12 @@ class DaemonConfig(BaseModel):
         default=timedelta(seconds=30),
         description="on SIGTERM or SIGINT, how long a running job may take to finish before the process exits",
     )
+    takeover_interval: _Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description=(
+            "PostgreSQL, several daemons: how often a standby tries to take the scheduler over (and the leader"
+            " checks that it still holds it); a dead leader is replaced within about this long"
+        ),
+    )
     http: DaemonHttpConfig = DaemonHttpConfig()

@@ -7,6 +7,7 @@ the CLI's shared ``ConfigOption``, imported when the command is added.
 import os
 import signal
 import sys
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
@@ -33,11 +34,12 @@ def add_commands(cli: typer.Typer) -> None:
         """Run the daemon: connector syncs on their schedules, the audience pass, delivery and housekeeping.
 
         Stops cleanly on SIGTERM or SIGINT: no new job starts, and a running one gets daemon.shutdown_timeout to
-        finish. Only one daemon runs against a database at a time.
+        finish. On SQLite only one daemon runs against a database at a time; on PostgreSQL several may: one holds
+        the scheduler, the others deliver and stand by to take it over.
         """
         from prometheus_client import disable_created_metrics
 
-        from hub.daemon.lock import daemon_lock
+        from hub.daemon.lock import SchedulerLeadership, daemon_lock, is_shared, upgrade_lock
         from hub.daemon.runner import Daemon
         from hub.daemon.scheduler import route_scheduler_logs
         from hub.errors import ConfigError
@@ -46,17 +48,27 @@ def add_commands(cli: typer.Typer) -> None:
         hub = _load(config)
         route_scheduler_logs()
         disable_created_metrics()  # no ``*_created`` series beside each counter: noise in the text format
+        shared = is_shared(hub.engine) and not once  # several daemons on PostgreSQL; --once still runs alone
+        leadership: SchedulerLeadership | None = None
         try:
-            with daemon_lock(hub.engine, hub.config.database_url()):
+            with ExitStack() as held:
+                if shared:
+                    interval = hub.config.daemon.takeover_interval.total_seconds()
+                    leadership = SchedulerLeadership(hub.engine, interval=interval)
+                    held.callback(leadership.release)
+                    leadership.try_acquire()
+                else:
+                    held.enter_context(daemon_lock(hub.engine, hub.config.database_url()))
                 if upgrade_db:
-                    upgrade(hub.engine)
+                    with upgrade_lock(hub.engine):  # daemons started together: one migrates, the others wait
+                        upgrade(hub.engine)
                 hub.ensure_schema()
                 issues = hub.check_mappings()
                 if issues:
                     raise ConfigError(issues)
                 for name in (*hub.sources(), *hub.destinations()):
                     hub.connector(name)  # built now, once, not raced for by two job threads
-                daemon = Daemon(hub, http_port=http_port)
+                daemon = Daemon(hub, http_port=http_port, leadership=leadership)
                 _on_signals(daemon)
                 if once:
                     ok = daemon.run_once()

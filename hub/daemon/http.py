@@ -3,6 +3,8 @@
 - ``/healthz``: 200 while the process answers at all (a liveness probe: restart it if this fails).
 - ``/readyz``: 200 when the database answers, the scheduler runs and no job has been running longer than
   ``daemon.stuck_after``; otherwise 503 with every reason in JSON (a readiness probe: alert, do not restart blindly).
+  On PostgreSQL (several daemons), either way ``role`` says whether this process holds the scheduler
+  (``leader``) or is a ``standby``: a standby delivers and serves webhooks, so it is ready.
 - ``/metrics``: Prometheus' text format (:mod:`hub.daemon.metrics`).
 - ``POST /webhooks/{connector}``: a signed record pushed by a shop (:mod:`hub.daemon.webhooks`).
 """
@@ -49,6 +51,8 @@ class Readiness:
     scheduler_running: Callable[[], bool]
     stuck_after: timedelta
     stopping: threading.Event
+    #: ``leader`` or ``standby``; None: not reported.
+    role: Callable[[], str] | None = None
 
     def reasons(self) -> list[str]:
         """Why the daemon is not ready; empty when it is."""
@@ -92,9 +96,10 @@ def make_app(readiness: Readiness, metrics: DaemonMetrics, webhooks: Webhooks | 
     def readyz(request: Request) -> JSONResponse:
         # A plain ``def``: Starlette runs it on its thread pool, so a slow database never blocks the event loop.
         reasons = readiness.reasons()
+        role = {"role": readiness.role()} if readiness.role is not None else {}
         if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "not ready", "reasons": reasons, **role}, status_code=503)
+        return JSONResponse({"status": "ready", **role})
 
     def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

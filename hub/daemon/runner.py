@@ -4,6 +4,11 @@
 :meth:`Daemon.stop` (the command wires SIGTERM and SIGINT to it): no new run starts, and the running ones get
 ``daemon.shutdown_timeout`` to finish. A job still running after that is cut off when the process exits, which
 is safe by design: a sync resumes from its last committed batch, and the dispatcher recovers its in-flight rows.
+
+On PostgreSQL several daemons share the database (``leadership``, see :class:`~hub.daemon.lock.SchedulerLeadership`):
+the leader's scheduler runs every job, a standby's only the dispatcher, and a standby that gets the lock resumes
+the rest. A leader-only job (a sync, the audience pass, housekeeping) also runs under its own advisory lock, so
+a real-time audience pass woken by a webhook on a standby never overlaps the leader's.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from apscheduler.schedulers.base import STATE_RUNNING
 
 from hub.daemon.http import HttpServer, Readiness, Webhooks, make_app
 from hub.daemon.jobs import Job, JobBoard, build_jobs, in_order, run_job
+from hub.daemon.lock import SchedulerLeadership, cluster_job_lock
 from hub.daemon.metrics import DaemonMetrics
-from hub.daemon.scheduler import last_runs, make_scheduler
+from hub.daemon.scheduler import last_runs, leader_only, make_scheduler, step_down, take_over
 from hub.daemon.webhooks import Realtime, WebhookIntake
 
 if TYPE_CHECKING:
@@ -33,8 +39,17 @@ log = structlog.get_logger("hub.daemon")
 class Daemon:
     """One configured hub's jobs, board, metrics and stop signal. Build one per process run."""
 
-    def __init__(self, hub: Hub, *, http_port: int | None = None, jobs: list[Job] | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        http_port: int | None = None,
+        jobs: list[Job] | None = None,
+        leadership: SchedulerLeadership | None = None,
+    ) -> None:
         self.hub = hub
+        #: PostgreSQL: who holds the scheduler (None: this daemon is alone on its database and always leads).
+        self.leadership = leadership
         self.settings = hub.config.daemon
         self.http_port = self.settings.http.port if http_port is None else http_port
         self.jobs = build_jobs(hub) if jobs is None else jobs
@@ -59,15 +74,22 @@ class Daemon:
             self.stopping.set()
             log.info("daemon stopping", reason=reason, timeout=self.settings.shutdown_timeout.total_seconds())
 
+    @property
+    def role(self) -> str:
+        """``leader`` (runs the scheduler's every job) or ``standby`` (the dispatcher only, until it takes over)."""
+        return "leader" if self.leadership is None else self.leadership.role
+
     def serve(self, *, started: threading.Event | None = None) -> None:
         """Run the jobs on their schedules and serve HTTP until :meth:`stop`; then wait for the running jobs."""
         zone = ZoneInfo(self.hub.config.timezone)
+        standby = self.leadership is not None and not self.leadership.is_leader
         scheduler = make_scheduler(
             self.jobs,
             self._scheduled,
             zone=zone,
             misfire_grace_seconds=self.settings.misfire_grace_time.total_seconds(),
             last_runs=last_runs(self.hub),
+            paused=frozenset(job.id for job in self.jobs if standby and leader_only(job)),
         )
         readiness = Readiness(
             self.hub.engine,
@@ -75,6 +97,7 @@ class Daemon:
             scheduler_running=lambda: scheduler.state == STATE_RUNNING,
             stuck_after=self.settings.stuck_after,
             stopping=self.stopping,
+            role=None if self.leadership is None else (lambda: self.role),  # SQLite: one daemon, no roles
         )
         webhooks = Webhooks(
             WebhookIntake(self.hub, observe=self.metrics.observe_webhook), self.realtime.wake, self.stopping
@@ -87,12 +110,31 @@ class Daemon:
             self.realtime.start()
             scheduler.start()
             stack.callback(self._shutdown, scheduler)
-            log.info("daemon started", http=self.url, jobs=_describe(scheduler))
+            if self.leadership is not None:
+                self.leadership.on_change = lambda leader: self._leadership_changed(scheduler, zone, leader)
+                self.leadership.watch(self.stopping)
+            log.info("daemon started", http=self.url, role=self.role, jobs=_describe(scheduler))
+            if standby:
+                log.info(
+                    "standby: another daemon holds the scheduler; this one delivers, serves HTTP and takes the"
+                    " scheduler over if that one stops",
+                    retry_every=self.settings.takeover_interval.total_seconds(),
+                )
             if not self.jobs:
                 log.warning("no jobs configured: give connectors a schedule, or enable daemon.audience/deliver")
             if started is not None:
                 started.set()
             self.stopping.wait()
+
+    def _leadership_changed(self, scheduler: Any, zone: ZoneInfo, leader: bool) -> None:
+        if self.stopping.is_set():
+            return
+        if leader:
+            resumed = take_over(scheduler, self.jobs, zone=zone, last_runs=last_runs(self.hub))
+            log.info("scheduler taken over", role="leader", resumed=resumed, jobs=_describe(scheduler))
+        else:
+            paused = step_down(scheduler, self.jobs)
+            log.warning("scheduler handed back: standby until the lock is free again", role="standby", paused=paused)
 
     def run_once(self) -> bool:
         """Every job once, in dependency order (syncs, audience, deliver, housekeeping); True if all succeeded."""
@@ -123,17 +165,34 @@ class Daemon:
     def _scheduled(self, job: Job) -> None:
         if self.stopping.is_set():  # submitted just as the stop came in
             return
+        if self.leadership is not None and leader_only(job) and not self.leadership.is_leader:
+            return  # stepped down after APScheduler had submitted the run
         lock = self._job_locks.get(job.id)
         if lock is None:
-            run_job(job, self.board, observe=self.metrics.observe)
+            self._run_shared(job)
             return
         if not lock.acquire(blocking=False):  # a real-time pass is running it now: this slot is covered
             log.debug("slot skipped: a real-time pass is running the job", job=job.id)
             return
         try:
-            run_job(job, self.board, observe=self.metrics.observe)
+            self._run_shared(job)
         finally:
             lock.release()
+
+    def _run_shared(self, job: Job, *, wait: bool = False) -> None:
+        """Run ``job``; a leader-only job on a shared database under its advisory lock. A scheduled run that finds
+        it held skips the slot (another daemon is running the job: the slot is covered); a real-time run
+        (``wait``) waits for it, or gives up when the daemon stops."""
+        if self.leadership is None or not leader_only(job):
+            run_job(job, self.board, observe=self.metrics.observe)
+            return
+        with cluster_job_lock(self.hub.engine, job.id, wait=self.stopping if wait else None) as locked:
+            if not locked:
+                if not self.stopping.is_set():
+                    log.info("slot skipped: another daemon is running the job", job=job.id)
+                return
+            if not self.stopping.is_set():
+                run_job(job, self.board, observe=self.metrics.observe)
 
     def _run_when_free(self, job: Job) -> None:
         """A real-time run: waits for a scheduled run of the same job to finish (it may have started before the
@@ -144,7 +203,7 @@ class Daemon:
                 return
         try:
             if not self.stopping.is_set():
-                run_job(job, self.board, observe=self.metrics.observe)
+                self._run_shared(job, wait=True)
         finally:
             lock.release()
 

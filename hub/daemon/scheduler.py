@@ -8,6 +8,11 @@ A job whose last recorded run is older than its latest slot runs once as soon as
 a sync ``every: 1d`` would never run on a daemon restarted more often than daily, and a nightly cron missed
 during an upgrade would wait a whole day. Syncs read their last run from ``sync_run``, the audience from its own
 state; the dispatcher and housekeeping simply wait for their next slot.
+
+On PostgreSQL, where several daemons share a database, every process has a scheduler, but only the leader's
+runs the :func:`leader_only` jobs (syncs, the audience pass, housekeeping): a standby's has them paused and runs
+the dispatcher alone. :func:`take_over` resumes them (with the same catch-up as at start) when a standby becomes
+the leader; :func:`step_down` pauses them again.
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ def make_scheduler(
     misfire_grace_seconds: float,
     last_runs: dict[str, datetime] | None = None,
     now: datetime | None = None,
+    paused: frozenset[str] = frozenset(),
 ) -> BackgroundScheduler:
-    """A scheduler (not started) that calls ``run(job)`` at each job's slots; ``last_runs`` enables catch-up."""
+    """A scheduler (not started) that calls ``run(job)`` at each job's slots; ``last_runs`` enables catch-up.
+    The jobs named in ``paused`` are added paused (a standby's leader-only jobs)."""
     scheduler = BackgroundScheduler(
         timezone=zone,
         executors={"default": ThreadPoolExecutor(max_workers=max(len(jobs), 1))},
@@ -51,11 +58,49 @@ def make_scheduler(
     )
     now = now or datetime.now(UTC)
     for job in jobs:
-        extra = {}
-        if last_runs is not None and _overdue(job, zone, now, last_runs):
+        extra: dict[str, datetime | None] = {}
+        if job.id in paused:
+            extra["next_run_time"] = None  # APScheduler's "added paused"
+        elif last_runs is not None and _overdue(job, zone, now, last_runs):
             extra["next_run_time"] = now
         scheduler.add_job(run, make_trigger(job.schedule, zone), args=[job], id=job.id, name=job.id, **extra)
     return scheduler
+
+
+def leader_only(job: Job) -> bool:
+    """Jobs that only the scheduler's holder runs; the dispatcher runs in every process."""
+    return job.kind != "deliver"
+
+
+def take_over(
+    scheduler: BackgroundScheduler,
+    jobs: list[Job],
+    *,
+    zone: ZoneInfo,
+    last_runs: dict[str, datetime],
+    now: datetime | None = None,
+) -> list[str]:
+    """Resume the leader-only jobs of a standby's scheduler; one whose last run is older than its latest slot
+    (the old leader died before it) runs at once. Returns the resumed job ids."""
+    now = now or datetime.now(UTC)
+    resumed: list[str] = []
+    for job in jobs:
+        if not leader_only(job) or scheduler.get_job(job.id) is None:
+            continue
+        if _overdue(job, zone, now, last_runs):
+            scheduler.modify_job(job.id, next_run_time=now)
+        else:
+            scheduler.resume_job(job.id)
+        resumed.append(job.id)
+    return resumed
+
+
+def step_down(scheduler: BackgroundScheduler, jobs: list[Job]) -> list[str]:
+    """Pause the leader-only jobs (a run in progress finishes); returns the paused job ids."""
+    paused = [job.id for job in jobs if leader_only(job) and scheduler.get_job(job.id) is not None]
+    for job_id in paused:
+        scheduler.pause_job(job_id)
+    return paused
 
 
 def _overdue(job: Job, zone: ZoneInfo, now: datetime, last_runs: dict[str, datetime]) -> bool:
