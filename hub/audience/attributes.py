@@ -3,7 +3,8 @@
 :func:`compute_attributes` rebuilds them in set-based SQL inside the caller's transaction: a temporary table of
 the orders in scope (value net of returns, UTC purchase day), then one ``INSERT ... SELECT`` per table with
 ``GROUP BY`` and window functions, then population-wide ranks (:mod:`hub.audience.rfm`). Python touches numpy
-arrays fetched in one query, for the one thing SQL cannot do: fit and apply the CLV models (:mod:`hub.audience.clv`).
+arrays fetched in one query, for the one thing SQL cannot do: fit and apply the CLV models (:mod:`hub.audience.clv`);
+a full compute ranks on the same arrays (four window sorts fewer), an incremental one re-ranks the table in SQL.
 
 Definitions: an order is a non-return order placed at or before ``now``; its value is ``orders.total`` (or the sum
 of its lines), a return's is ``-abs(total)``. Monetary figures are net of returns; ``return_rate`` = returned /
@@ -24,20 +25,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from hub.audience import clv
+from hub.audience import clv, rfm
 from hub.audience.catalog import ATTRIBUTES
-from hub.audience.rfm import (
-    assign_tiers,
-    score_rfm,
-    score_windows,
-    segment_sql,
-    tier_counts,
-    tier_sql,
-    tier_value,
-    tier_windows,
-)
+from hub.audience.rfm import assign_tiers, score_rfm, tier_counts
 from hub.audience.types import AttributeSpec
-from hub.config._audience import AttributesConfig, ClvConfig
+from hub.config._audience import AttributesConfig
 from hub.db import UTCDateTime, bulk_upsert, is_postgres, one_of
 from hub.models.audience import CustomerAttributes, CustomerGroup, ModelFit
 from hub.models.commerce import Order, OrderLine, Product, ProductRelation
@@ -114,17 +106,6 @@ _figures = sa.Table(
     sa.Column("purchased_value", sa.Float, nullable=False),
     prefixes=["TEMPORARY"],
 )
-_ranks = sa.Table(
-    "_aud_rank",
-    _temp,
-    sa.Column("customer_id", sa.Integer, primary_key=True),
-    sa.Column("r_score", sa.Integer),
-    sa.Column("f_score", sa.Integer),
-    sa.Column("m_score", sa.Integer),
-    sa.Column("rfm_segment", sa.String),
-    sa.Column("tier", sa.String),
-    prefixes=["TEMPORARY"],
-)
 _favourites = sa.Table(
     "_aud_favourite",
     _temp,
@@ -140,10 +121,16 @@ _values = sa.Table(
     sa.Column("clv_predicted", sa.Float),
     sa.Column("expected_purchases", sa.Float),
     sa.Column("p_alive", sa.Float),
+    sa.Column("r_score", sa.Integer),
+    sa.Column("f_score", sa.Integer),
+    sa.Column("m_score", sa.Integer),
+    sa.Column("rfm_segment", sa.String),
+    sa.Column("tier", sa.String),
     sa.Column("extra", sa.JSON),
     prefixes=["TEMPORARY"],
 )
-_WORK_TABLES = (_scope, _order, _day, _sku, _rhythm_t, _figures, _ranks, _favourites, _values)
+_RANKS = ("r_score", "f_score", "m_score", "rfm_segment", "tier")
+_WORK_TABLES = (_scope, _order, _day, _sku, _rhythm_t, _figures, _favourites, _values)
 
 #: Shift that keeps SQLite's day number positive before CAST truncates it (a floor for any date after 700 BC).
 _DAY_SHIFT = 1_000_000
@@ -188,8 +175,9 @@ def compute_attributes(
     _stage_orders(conn, now)
     _write_groups(conn)
     _stage_figures(conn, config, now)
-    fitted = _apply_clv(conn, config.clv, now, full)
-    # A full compute ranks inside the insert; an incremental one re-ranks the whole table after it.
+    # A full compute ranks the scope (everyone) in numpy with the CLV step; an incremental one re-ranks the whole
+    # table in SQL after the insert.
+    fitted = _apply_clv(conn, config, now, full)
     _write_attributes(conn, config, now, ranked=full)
     if plugin_attributes:
         _apply_plugins(conn, plugin_attributes, customer_ids, now)
@@ -394,18 +382,29 @@ def _write_favourites(conn: sa.Connection) -> None:
 def _write_rhythm(conn: sa.Connection) -> None:
     """Per customer: purchase days and their span (for the mean), and the median gap between purchase days.
 
-    The counts first (straight off the primary key of ``_aud_day``), then the median, which needs the number of
-    gaps (purchase days - 1): reading it from ``_aud_rhythm`` saves a window over every gap.
+    The counts first (straight off the primary key of ``_aud_day``), with the median of one or two gaps, which the
+    span gives (the gap, or half the sum of both); then the median of more gaps, which needs the gaps ranked: only
+    the days of those customers are read again.
     """
     d, r = _day, _rhythm_t
-    days = sa.select(d.c.customer_id, sa.func.count(), sa.func.min(d.c.day), sa.func.max(d.c.day)).group_by(
-        d.c.customer_id
-    )
-    conn.execute(r.insert().from_select(["customer_id", "days", "first", "last"], days))
-    gaps = sa.select(
+    count, span = sa.func.count(), sa.cast(sa.func.max(d.c.day) - sa.func.min(d.c.day), sa.Float)
+    days = sa.select(
         d.c.customer_id,
-        (d.c.day - sa.func.lag(d.c.day).over(partition_by=d.c.customer_id, order_by=d.c.day)).label("gap"),
-    ).subquery("gaps")
+        count,
+        sa.func.min(d.c.day),
+        sa.func.max(d.c.day),
+        sa.case((count == 2, span), (count == 3, span / 2), else_=sa.null()),
+    ).group_by(d.c.customer_id)
+    conn.execute(r.insert().from_select(["customer_id", "days", "first", "last", "median"], days))
+    gaps = (
+        sa.select(
+            d.c.customer_id,
+            (d.c.day - sa.func.lag(d.c.day).over(partition_by=d.c.customer_id, order_by=d.c.day)).label("gap"),
+        )
+        .join(r, r.c.customer_id == d.c.customer_id)
+        .where(r.c.days > 3)
+        .subquery("gaps")
+    )
     ranked = (
         sa.select(
             gaps.c.customer_id,
@@ -493,57 +492,9 @@ def _write_attributes(conn: sa.Connection, config: AttributesConfig, now: dateti
     if groups is not None:
         rows = rows.outerjoin(groups, groups.c.customer_id == s)
     if ranked:
-        _write_ranks(conn, config)
-        k = _ranks
-        columns.update({name: k.c[name] for name in ("r_score", "f_score", "m_score", "rfm_segment", "tier")})
-        rows = rows.add_columns(*(k.c[name] for name in ("r_score", "f_score", "m_score", "rfm_segment", "tier")))
-        rows = rows.outerjoin(k, k.c.customer_id == s)
+        columns.update({name: v.c[name] for name in _RANKS})
+        rows = rows.add_columns(*(v.c[name] for name in _RANKS))
     conn.execute(_attributes.insert().from_select(list(columns), rows))
-
-
-def _write_ranks(conn: sa.Connection, config: AttributesConfig) -> None:
-    """Every scope customer's R, F, M scores, RFM segment and tier, ranked among the scope: on a full compute, what
-    :func:`score_rfm` and :func:`assign_tiers` would write after the insert, on narrow rows (cheaper sorts)."""
-    f, v, sc = _figures, _values, _scope
-    values = {
-        "monetary_window": f.c.monetary_window,
-        "monetary_lifetime": f.c.monetary_lifetime,
-        "clv_historical": f.c.monetary_lifetime,
-        "clv_predicted": v.c.clv_predicted,
-    }
-    orders = sa.func.coalesce(f.c.orders_lifetime, 0)
-    bought = orders > 0
-    scores = score_windows(
-        sc.c.customer_id,
-        f.c.last_order_at,
-        orders,
-        sa.func.coalesce(f.c.monetary_lifetime, sa.literal(0.0, sa.Float)),
-        partition_by=bought,
-    )
-    value = tier_value(values[config.tiers.by])
-    before, total = tier_windows(sc.c.customer_id, value)
-    windows = (
-        sa.select(
-            sc.c.customer_id,
-            bought.label("bought"),
-            *(score.label(name) for score, name in zip(scores, "rfm", strict=True)),
-            value.label("value"),
-            before.label("before"),
-            total.label("total"),
-        )
-        .select_from(sc)
-        .outerjoin(f, f.c.customer_id == sc.c.customer_id)
-        .outerjoin(v, v.c.customer_id == sc.c.customer_id)
-        .subquery("windows")
-    )
-    w = windows.c
-    rows = sa.select(
-        w.customer_id,
-        *(sa.case((w.bought, score), else_=sa.null()) for score in (w.r, w.f, w.m)),
-        sa.case((w.bought, segment_sql(w.r, w.f, w.m)), else_=sa.null()),
-        tier_sql(w.value, w.before, w.total, config.tiers.shares),
-    )
-    conn.execute(_ranks.insert().from_select([c.name for c in _ranks.c], rows))
 
 
 def _expected_next(
@@ -559,28 +510,51 @@ def _expected_next(
     return sa.case((mean.is_not(None), expected), else_=sa.null())
 
 
-def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool) -> bool:
+def _apply_clv(conn: sa.Connection, config: AttributesConfig, now: datetime, full: bool) -> bool:
     """Fit (full compute) or load the CLV models and write each scope customer's predictions; True if fitted.
 
     Time is in days: ``frequency`` = repeat purchase days, ``recency`` = first to last purchase day, ``T`` = first
     purchase day to today. Spend per purchase = net value / purchase days (Gamma-Gamma over purchase days).
+
+    A full compute also ranks the scope here, on the figures already fetched (:func:`_rank`), so the insert reads
+    every population-wide figure from ``_aud_values``.
     """
-    r, f = _rhythm_t, _figures
-    rows = conn.execute(
-        sa.select(r.c.customer_id, r.c.days, r.c.first, r.c.last, f.c.monetary_lifetime)
-        .join(f, f.c.customer_id == r.c.customer_id)
-        .order_by(r.c.customer_id)
-    ).all()
+    r, f, sc = _rhythm_t, _figures, _scope
+    # R ranks by last order time: SQLite's stored text sorts as the time does; PostgreSQL's to float seconds
+    # (exact to the microsecond for any date of this era).
+    last = (
+        sa.func.date_part(sa.literal_column("'epoch'"), f.c.last_order_at) if is_postgres(conn) else f.c.last_order_at
+    )
+    query = (
+        sa.select(
+            sc.c.customer_id,
+            r.c.days,
+            r.c.first,
+            r.c.last,
+            f.c.monetary_lifetime,
+            f.c.orders_lifetime,
+            f.c.monetary_window,
+            last,
+        )
+        .select_from(sc)
+        .outerjoin(f, f.c.customer_id == sc.c.customer_id)
+        .outerjoin(r, r.c.customer_id == sc.c.customer_id)
+        .order_by(sc.c.customer_id)
+    )
+    columns = _fetch_columns(conn, query, 8)
+    ids = np.array(columns[0], dtype=np.int64)
+    every_days = np.array(columns[1], dtype=np.float64)
+    has_days = ~np.isnan(every_days)  # customers with purchase days, those the models see
+    data = np.array([columns[k] for k in (1, 2, 3, 4)], dtype=np.float64)[:, has_days]
+    days, first, last_day, monetary = data.reshape(4, -1)
     today = math.floor(now.timestamp() / 86400)
-    data = np.array([row[1:] for row in rows], dtype=np.float64).reshape(-1, 4)
-    days, first, last, monetary = data.T
-    frequency, recency, age = days - 1, last - first, today - first
+    frequency, recency, age = days - 1, last_day - first, today - first
     spend = np.clip(monetary, 0.0, None) / np.maximum(days, 1)
 
     fitted = False
     if full:
         repeat = int((frequency > 0).sum())
-        if repeat >= config.min_customers:
+        if repeat >= config.clv.min_customers:
             bgnbd = clv.fit_bgnbd(frequency, recency, age)
             gamma = clv.fit_gamma_gamma(days[frequency > 0], spend[frequency > 0])
             details = {"unit": "days", "repeat_customers": repeat}
@@ -588,7 +562,7 @@ def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool
                 bulk_upsert(
                     conn,
                     _fit,
-                    [(name, params, len(rows), details, now)],
+                    [(name, params, len(days), details, now)],
                     ["name", "params", "customers", "details", "fitted_at"],
                     ["name"],
                 )
@@ -596,24 +570,72 @@ def _apply_clv(conn: sa.Connection, config: ClvConfig, now: datetime, full: bool
         else:
             conn.execute(_fit.delete().where(_fit.c.name.in_([BGNBD, GAMMA_GAMMA])))
     models = _stored_models(conn)
-    if models is None or not rows:
-        return fitted
-    bgnbd, gamma = models
-    horizon = config.horizon.total_seconds() / 86400
-    purchases = clv.expected_purchases(bgnbd, horizon, frequency, recency, age)
-    alive = clv.p_alive(bgnbd, frequency, recency, age)
-    value = purchases * clv.expected_spend(gamma, days, spend) if gamma.q > 1 else np.full(len(rows), np.nan)
-    predictions = (
-        (row[0], _finite(predicted), _finite(expected), _finite(p))
-        for row, predicted, expected, p in zip(rows, value, purchases, alive, strict=True)
-    )
-    columns = ["customer_id", "clv_predicted", "expected_purchases", "p_alive"]
-    bulk_upsert(conn, _values, predictions, columns, ["customer_id"], [])
+    n = len(ids)
+    predicted, expected, alive = (np.full(n, np.nan) for _ in range(3))
+    if models is not None and len(days):
+        bgnbd, gamma = models
+        horizon = config.clv.horizon.total_seconds() / 86400
+        purchases = clv.expected_purchases(bgnbd, horizon, frequency, recency, age)
+        expected[has_days] = purchases
+        alive[has_days] = clv.p_alive(bgnbd, frequency, recency, age)
+        if gamma.q > 1:
+            predicted[has_days] = purchases * clv.expected_spend(gamma, days, spend)
+    names = ["customer_id", "clv_predicted", "expected_purchases", "p_alive"]
+    values = [ids.tolist(), *(_nullable(a) for a in (predicted, expected, alive))]
+    if full:
+        names += _RANKS
+        values += _rank(config, ids, columns, predicted)
+    if n:
+        bulk_upsert(conn, _values, list(zip(*values, strict=True)), names, ["customer_id"], [])
     return fitted
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+def _fetch_columns(conn: sa.Connection, query: sa.Select[Any], width: int) -> list[tuple[Any, ...]]:
+    """The result of ``query`` (no bound parameters) as one tuple per column, straight off the driver's cursor:
+    raw values (SQLite's stored text for times), without the cost of SQLAlchemy's rows and result processing."""
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+
+
+def _nullable(values: np.ndarray) -> list[float | None]:
+    """Floats for the database, None for NaN and infinities."""
+    listed = values.astype(object)
+    listed[~np.isfinite(values)] = None
+    return listed.tolist()
+
+
+def _rank(
+    config: AttributesConfig, ids: np.ndarray, columns: list[tuple[Any, ...]], predicted: np.ndarray
+) -> list[list[Any]]:
+    """Every scope customer's R, F, M scores, RFM segment and tier (columns of :data:`_RANKS`), ranked among the
+    scope: what :func:`score_rfm` and :func:`assign_tiers` would write after the insert."""
+    orders = np.array(columns[5], dtype=np.float64)
+    bought = orders > 0  # NaN (no orders at all) is not
+    n, buyers = len(ids), ids[bought]
+    last = np.array(columns[7], dtype=object)[bought]
+    last_key = last.astype(str) if len(last) and isinstance(last[0], str) else last.astype(np.float64)
+    monetary = np.nan_to_num(np.array(columns[4], dtype=np.float64), nan=0.0)
+    scores = [rfm.quintiles(key, buyers) for key in (last_key, orders[bought], monetary[bought])]
+    ranked: list[list[Any]] = []
+    for values in (*scores, rfm.segments(*scores)):
+        column = np.full(n, None, dtype=object)
+        column[bought] = values.tolist()
+        ranked.append(column.tolist())
+    by = {
+        "monetary_window": np.array(columns[6], dtype=np.float64),
+        "monetary_lifetime": monetary,
+        "clv_historical": monetary,
+        "clv_predicted": predicted,
+    }[config.tiers.by]
+    value = np.where(np.isfinite(by), by, 0.0)  # NULL counts as 0
+    ranked.append(rfm.tiers(value, ids, config.tiers.shares).tolist())
+    return ranked
 
 
 def _stored_models(conn: sa.Connection) -> tuple[clv.BgNbd, clv.GammaGamma] | None:

@@ -1,4 +1,5 @@
-"""R, F and M scores, the named RFM segments and the A/B/C value tiers: population-wide ranks in set-based SQL.
+"""R, F and M scores, the named RFM segments and the A/B/C value tiers: population-wide ranks in set-based SQL,
+and their numpy twins (:func:`quintiles`, :func:`segments`, :func:`tiers`) for the arrays a full compute has fetched.
 
 Scores are quintiles (``NTILE(5)``) among customers with at least one order, 5 the best: R by last order time,
 F by lifetime orders, M by lifetime value net of returns; equal values are split by customer id, so a rank is
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from hub.config._audience import TierConfig
@@ -71,6 +73,52 @@ def segment_sql(r: sa.ColumnElement[int], f: sa.ColumnElement[int], m: sa.Column
     """:func:`rfm_segment` as a SQL expression (a CASE over the grid's 25 cells keyed 10 * R + FM)."""
     cell = r * 10 + (f + m + 1) // 2
     return sa.case({10 * r_ + fm: name for (r_, fm), name in GRID.items()}, value=cell)
+
+
+def quintiles(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``NTILE(5) OVER (ORDER BY key, id)`` in numpy: each row's quintile (1..5), the first ``n % 5`` one larger."""
+    n = len(ids)
+    size, larger = divmod(n, 5)
+    position = np.arange(n)
+    split = larger * (size + 1)  # rows in the larger quintiles
+    bucket = np.where(position < split, position // (size + 1), larger + (position - split) // max(size, 1))
+    scores = np.empty(n, dtype=np.int64)
+    scores[np.lexsort((ids, keys))] = bucket + 1
+    return scores
+
+
+def segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """:func:`rfm_segment` over score arrays: the named segment of each row (an object array of str)."""
+    cells = np.empty(60, dtype=object)
+    for (r_, fm), name in GRID.items():
+        cells[10 * r_ + fm] = name
+    return cells[10 * r + (f + m + 1) // 2]
+
+
+def tiers(values: np.ndarray, ids: np.ndarray, shares: Mapping[str, float]) -> np.ndarray:
+    """:func:`assign_tiers` in numpy: each row's tier name (an object array), ``values`` with 0 for NULL.
+
+    The value before a row is summed one row at a time down the ranking, as the SQL window does.
+    """
+    names = list(shares)
+    order = np.lexsort((ids, -values))
+    ranked = values[order]
+    running = np.cumsum(np.where(ranked > 0, ranked, 0.0))
+    total = running[-1] if len(running) else 0.0
+    before = np.concatenate(([0.0], running[:-1]))
+    index = np.full(len(ranked), len(names) - 1)
+    if total != 0:
+        share_before = before / total
+        undecided = ranked > 0
+        bound = 0.0
+        for k, name in enumerate(names[:-1]):
+            bound += shares[name]
+            taken = undecided & (share_before < bound)
+            index[taken] = k
+            undecided &= ~taken
+    tier = np.empty(len(ranked), dtype=object)
+    tier[order] = np.array(names, dtype=object)[index]
+    return tier
 
 
 def score_windows(

@@ -5,12 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.audience.rfm import GRID, SEGMENTS, assign_tiers, fm_score, rfm_segment, score_rfm, segment_sql
+from hub.audience.rfm import (
+    GRID,
+    SEGMENTS,
+    assign_tiers,
+    fm_score,
+    quintiles,
+    rfm_segment,
+    score_rfm,
+    segment_sql,
+    segments,
+    tiers,
+)
 from hub.config._audience import TierConfig
 from hub.db import make_engine
 from hub.models import CustomerAttributes
@@ -116,3 +128,43 @@ def test_every_customer_takes_the_last_tier_when_nobody_has_value(engine):
         add_rows(conn, [{"customer_id": c} for c in (1, 2)])
         counts = assign_tiers(conn, TierConfig(shares={"gold": 0.2, "rest": 0.8}))
     assert counts == {"gold": 0, "rest": 2}
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from([-5.0, 0.0, 0.1, 0.2, 0.3, 7.5, 40.0]), st.integers(0, 3)),
+        min_size=0,
+        max_size=40,
+    ),
+    st.sampled_from([{"A": 0.5, "B": 0.3, "C": 0.2}, {"gold": 0.2, "rest": 0.8}, {"top": 0.1, "mid": 0.6, "low": 0.3}]),
+)
+def test_the_numpy_ranks_equal_the_sql_ones(rows, shares):
+    # Ties everywhere (few distinct values): the split by customer id and the running share must match exactly.
+    engine = sa.create_engine("sqlite://")
+    attributes_t.create(engine)
+    ids = np.array([7 * i % 101 for i in range(1, len(rows) + 1)], dtype=np.int64)  # ids not in row order
+    with engine.begin() as conn:
+        if rows:
+            add_rows(
+                conn,
+                [
+                    {"customer_id": int(c), "orders_lifetime": n, "monetary_lifetime": m, "clv_predicted": m,
+                     "last_order_at": NOW - timedelta(days=d) if n else None}
+                    for c, (n, m, d) in zip(ids, rows, strict=True)
+                ],
+            )  # fmt: skip
+        score_rfm(conn)
+        assign_tiers(conn, TierConfig(by="clv_predicted", shares=shares))
+        picked = ("customer_id", "r_score", "f_score", "m_score", "rfm_segment", "tier")
+        want = {c: rest for c, *rest in conn.execute(sa.select(*(attributes_t.c[n] for n in picked)))}
+    orders = np.array([n for n, _, _ in rows], dtype=np.int64)
+    money = np.array([m for _, m, _ in rows], dtype=np.float64)
+    age = np.array([d for _, _, d in rows], dtype=np.float64)
+    bought = orders > 0
+    scores = [quintiles(key[bought], ids[bought]) for key in (-age, orders, money)]
+    names = segments(*scores)
+    tier = tiers(money, ids, shares)
+    got = {int(c): [None, None, None, None, tier[k]] for k, c in enumerate(ids)}
+    for k, c in enumerate(ids[bought]):
+        got[int(c)][:4] = [int(scores[0][k]), int(scores[1][k]), int(scores[2][k]), names[k]]
+    assert got == want
