@@ -121,6 +121,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if database and database != ":memory:" and sa_url.query.get("uri") != "true":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(sa_url, echo=echo, json_serializer=_json_text)
+        engine.__class__ = _SQLiteEngine
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
@@ -141,9 +142,29 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
     cursor.close()
 
 
+class _SQLiteEngine(Engine):
+    """An engine whose ``begin()`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``).
+
+    ``engine.begin()`` is how hub writes. A deferred ``BEGIN`` that reads, then writes after another connection
+    committed, fails at once with ``SQLITE_BUSY_SNAPSHOT`` (the busy timeout does not apply): under the daemon's
+    concurrent jobs and webhooks that made passes fail. Taking the lock first makes writers queue instead. Reads
+    (``engine.connect()``) stay deferred and never wait, as WAL allows.
+    """
+
+    __slots__ = ()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.connect() as conn:
+            conn.execution_options(hub_sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+
 def _sqlite_on_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn.exec_driver_sql("BEGIN")
+    options = conn.get_execution_options()
+    if options.get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql(options.get("hub_sqlite_begin", "BEGIN"))
 
 
 # ----------------------------------------------------------------------------------------- column types

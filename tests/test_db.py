@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -90,6 +91,34 @@ def test_sqlite_begin_is_a_real_transaction_that_covers_ddl(sqlite_url: str) -> 
         tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).all()
     engine.dispose()
     assert tables == []
+
+
+def test_sqlite_writers_queue_instead_of_failing_when_another_commits_between_read_and_write(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    reading = threading.Event()
+    other_done: list[str] = []
+
+    def other_writer() -> None:
+        reading.wait()
+        with engine.begin() as conn:  # waits for the first writer's commit instead of breaking its snapshot
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        other_done.append("ok")
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    with engine.begin() as conn:
+        count = conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+        reading.set()
+        thread.join(timeout=0.3)  # the other writer is blocked, not committing under our read
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (count + 1,))
+    thread.join(timeout=10)
+
+    assert other_done == ["ok"]
+    with engine.connect() as conn:
+        assert sorted(conn.exec_driver_sql("SELECT x FROM t").scalars()) == [1, 2]
+    engine.dispose()
 
 
 @pytest.mark.parametrize("url", ["postgresql://hub@db.example/hub", "postgres://hub@db.example/hub"])
