@@ -88,7 +88,7 @@ def test_concurrent_claims_on_postgresql_skip_locked_rows_and_never_overlap(make
         start.wait()
         while rows := _claim(env, "order", limit=7, owner=f"h:{n}"):
             claimed[n].extend(r.idempotency_key for r in rows)
-            time.sleep(0.02)  # as a sender would be busy: lets the other workers claim in between, even on a loaded machine
+            time.sleep(0.02)  # a busy sender: lets the other workers claim in between, even on a loaded machine
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(claimed))]
     for t in threads:
