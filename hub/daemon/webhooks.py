@@ -8,10 +8,8 @@ A request goes through, in order:
    (connector, topic, client, body length and why, never the body or the signature).
 3. **Parsing.** A body that is not JSON, or a topic with no stream, is 400; the raw body is kept as a reject at
    stage ``read``, as a broken line of an export is, so nothing sent is ever lost.
-4. **Map, resolve, load**, in one transaction, with the engine's own per-batch functions
-   (:func:`hub.engine.map.map_batch`, :func:`hub.engine.resolve.resolve_batch`,
-   :func:`hub.engine.load.load_batch`, :func:`hub.engine.rejects.save_rejects`), called in the order
-   :meth:`hub.engine.run.SyncEngine.sync_stream` calls them for a batch: a pushed order becomes exactly the rows
+4. **Map, resolve, load**, in one transaction, through :func:`hub.engine.map.map_batch` and
+   :func:`hub.engine.run.load_mapped`, the path every synced batch takes: a pushed order becomes exactly the rows
    the same order would become in a synced file. A record the mapping, the resolution or the load refuses is a
    reject; the answer is still 202 (the sender did its part; retrying would not help), with the reject ids.
 5. **Answer** 202 once the transaction is committed, then wake the audience and delivery passes
@@ -34,11 +32,9 @@ import sqlalchemy as sa
 import structlog
 
 from hub.connectors import Source
-from hub.engine.load import load_batch
 from hub.engine.map import map_batch
 from hub.engine.rejects import RejectRow, fingerprint, save_rejects
-from hub.engine.resolve import resolve_batch
-from hub.engine.run import identity_rules
+from hub.engine.run import identity_rules, load_mapped
 from hub.models import Reject
 
 if TYPE_CHECKING:
@@ -160,21 +156,12 @@ class WebhookIntake:
         mapping = self.hub.mapping(connector, stream)
         result = Ingested(stream=stream, read=len(records))
         mapped = map_batch(mapping, list(records))
-        rejects = list(mapped.rejects)
         with self._write, self.hub.engine.begin() as conn:
-            now = datetime.now(UTC)
-            resolved = resolve_batch(
-                conn, [m.customer for m in mapped.mapped], source=connector, rules=self.rules, now=now
+            outcome = load_mapped(
+                conn, mapped, connector=connector, stream=stream, rules=self.rules, now=datetime.now(UTC), run_id=None
             )
-            for i, reasons in resolved.rejected.items():
-                rejects.append(_rejected(mapped, i, "resolve", reasons))
-            loaded = load_batch(
-                conn, mapped.mapped, resolved.customer_ids, source=connector, now=now, skip=set(resolved.rejected)
-            )
-            for i, reasons in loaded.rejected.items():
-                rejects.append(_rejected(mapped, i, "load", reasons))
+            rejects = outcome.rejects
             if rejects:
-                save_rejects(conn, rejects, run_id=None, connector=connector, stream=stream, now=now)  # type: ignore[arg-type]
                 result.reject_ids = _reject_ids(conn, connector, stream, [r.payload for r in rejects])
         result.rejected = len(rejects)
         result.loaded = result.read - result.rejected
@@ -192,7 +179,7 @@ class WebhookIntake:
         with self._write, self.hub.engine.begin() as conn:
             now = datetime.now(UTC)
             row = RejectRow(stage="read", errors=[error], payload=payload)
-            save_rejects(conn, [row], run_id=None, connector=connector, stream=stream, now=now)  # type: ignore[arg-type]
+            save_rejects(conn, [row], run_id=None, connector=connector, stream=stream, now=now)
             return _reject_ids(conn, connector, stream, [payload])
 
     def _answer(
@@ -256,10 +243,6 @@ class Realtime:
                 except Exception:  # run_job never raises; this keeps the thread alive if the guard ever does
                     log.exception("real-time pass failed", job=job.id)
             self.passes += 1
-
-
-def _rejected(mapped: Any, index: int, stage: str, reasons: list[str]) -> RejectRow:
-    return RejectRow(stage=stage, errors=reasons, payload=mapped.raws[index], record_key=mapped.mapped[index].key)
 
 
 def _reject_ids(conn: sa.Connection, connector: str, stream: str, payloads: list[Any]) -> list[int]:

@@ -52,7 +52,7 @@ def save_rejects(
     conn: sa.Connection,
     rejects: Iterable[RejectRow],
     *,
-    run_id: int,
+    run_id: int | None,
     connector: str,
     stream: str,
     now: datetime,

@@ -19,7 +19,7 @@ import structlog
 
 from hub.connectors import Source
 from hub.engine.load import load_batch
-from hub.engine.map import map_batch
+from hub.engine.map import MapResult, map_batch
 from hub.engine.rejects import RejectRow, save_rejects
 from hub.engine.resolve import IdentityRules, resolve_batch
 from hub.errors import ConfigError
@@ -121,35 +121,22 @@ class SyncEngine:
             for batch in source.read(stream, cursor):
                 now = datetime.now(UTC)
                 mapped = map_batch(mapping, batch.records)
-                rejects = list(mapped.rejects)
                 with engine.begin() as conn:
-                    resolved = resolve_batch(
+                    outcome = load_mapped(
                         conn,
-                        [m.customer for m in mapped.mapped],
-                        source=connector,
+                        mapped,
+                        connector=connector,
+                        stream=stream,
                         rules=self.rules,
                         now=now,
                         run_id=result.run_id,
                     )
-                    for i, reasons in resolved.rejected.items():
-                        rejects.append(_reject(mapped, i, "resolve", reasons))
-                    loaded = load_batch(
-                        conn,
-                        mapped.mapped,
-                        resolved.customer_ids,
-                        source=connector,
-                        now=now,
-                        skip=set(resolved.rejected),
-                    )
-                    for i, reasons in loaded.rejected.items():
-                        rejects.append(_reject(mapped, i, "load", reasons))
-                    save_rejects(conn, rejects, run_id=result.run_id, connector=connector, stream=stream, now=now)
                     result.batches += 1
                     result.read += len(batch.records)
-                    result.rejected += len(rejects)
-                    result.loaded += len(batch.records) - len(rejects)
-                    result.created += resolved.created
-                    result.merges += resolved.merges
+                    result.rejected += len(outcome.rejects)
+                    result.loaded += len(batch.records) - len(outcome.rejects)
+                    result.created += outcome.created
+                    result.merges += outcome.merges
                     result.unknown_fields |= mapped.unknown_fields
                     self._save_progress(conn, result, batch.cursor, now)
                 if self.progress:
@@ -256,6 +243,43 @@ def _batch_friendly_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What :func:`load_mapped` did with one mapped batch: the rejects it saved, customers created, merges."""
+
+    rejects: list[RejectRow]
+    created: int
+    merges: int
+
+
+def load_mapped(
+    conn: sa.Connection,
+    mapped: MapResult,
+    *,
+    connector: str,
+    stream: str,
+    rules: IdentityRules,
+    now: datetime,
+    run_id: int | None,
+) -> BatchOutcome:
+    """Resolve, load and file the rejects of one mapped batch in the caller's transaction.
+
+    The one path a record takes into the model, whether it came in a sync's batch or in a webhook.
+    """
+    rejects = list(mapped.rejects)
+    resolved = resolve_batch(
+        conn, [m.customer for m in mapped.mapped], source=connector, rules=rules, now=now, run_id=run_id
+    )
+    rejects += [_reject(mapped, i, "resolve", reasons) for i, reasons in resolved.rejected.items()]
+    loaded = load_batch(
+        conn, mapped.mapped, resolved.customer_ids, source=connector, now=now, skip=set(resolved.rejected)
+    )
+    rejects += [_reject(mapped, i, "load", reasons) for i, reasons in loaded.rejected.items()]
+    if rejects:
+        save_rejects(conn, rejects, run_id=run_id, connector=connector, stream=stream, now=now)
+    return BatchOutcome(rejects=rejects, created=resolved.created, merges=resolved.merges)
 
 
 def _reject(mapped: Any, index: int, stage: str, reasons: list[str]) -> RejectRow:
