@@ -194,3 +194,44 @@ class ClientOptions:
 
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Per-request authentication, e.g. :class:`hub.delivery.auth.TokenAuth` for OAuth2 or short-lived tokens.
+    auth: httpx.Auth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationRequest:
+    """What a trigger payload asks a recommender for.
+
+    ``products``: the SKUs the recommendations follow (an order's lines, a cart's items); empty asks for the
+    customer alone. ``exclude``: SKUs never to suggest (owned, returned, already in the order). ``keys``: the
+    customer's identifiers (``email``, ``member_no``, ``external_ids``...) for APIs that key by them.
+    """
+
+    customer_id: int | None
+    products: tuple[str, ...] = ()
+    exclude: frozenset[str] = frozenset()
+    limit: int = 3
+    keys: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One suggested product, with the recommender's score and, where it has one, why (for ``hub recommend``)."""
+
+    sku: str
+    score: float | None = None
+    reason: str = ""
+
+
+class Recommender(Connector):
+    """A connector that suggests products (``roles`` includes ``recommender``).
+
+    The core calls :meth:`recommend` while it builds trigger payloads, with a bounded wait; when the call is slow,
+    fails or returns nothing, hub's built-in recommender answers instead and the payload names which one did. A
+    recommender must therefore never block past ``timeout`` seconds and may raise on any failure.
+    """
+
+    roles: ClassVar[tuple[Role, ...]] = ("recommender",)
+
+    def recommend(self, request: RecommendationRequest, *, timeout: float) -> list[Recommendation]:
+        raise NotImplementedError

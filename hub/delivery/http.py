@@ -75,6 +75,7 @@ def make_client(
     return httpx.Client(
         base_url=options.base_url,
         headers=dict(options.headers),
+        auth=options.auth,
         timeout=timeouts(config),
         transport=LimitedTransport(inner, limits),
     )
