@@ -29,8 +29,9 @@ AUDIT = OutboxAudit.__table__
 
 #: The order kinds are claimed in: a merged-away contact goes before its survivor's upsert (they may share an
 #: e-mail, and the survivor must not be matched to the contact about to be deleted); contacts exist before
-#: anything refers to them.
-KIND_ORDER = ("contact_delete", "contact_upsert", "product", "order", "segment_membership", "trigger")
+#: anything refers to them; a trigger (a mail someone is waiting for) goes before the purchase history, which no
+#: one reads within the minute.
+KIND_ORDER = ("contact_delete", "contact_upsert", "product", "segment_membership", "trigger", "order")
 #: Kinds that wait while their customer still has a contact_upsert pending or in flight at the destination.
 WAITS_FOR_CONTACT = ("order", "segment_membership", "trigger")
 CRASH_PARKED = "outcome unknown after a crash; parked for review"
