@@ -276,3 +276,26 @@ def test_only_webhook_sources_take_webhooks(daemon: Running) -> None:
     assert daemon.post(body, headers, connector="nope").status_code == 404
     assert daemon.post(body, headers, connector="voyado").status_code == 404  # a destination
     assert httpx.get(f"{daemon.url}/webhooks/shop").status_code == 405
+
+
+def test_concurrent_webhooks_are_committed_together_and_each_answer_is_its_own(daemon: Running) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = []
+    for n in range(24):
+        record = _order(5500000000100 + n, f"crowd{n}@example.no")
+        if n % 6 == 5:
+            del record["id"]  # the mapping refuses these four; the other twenty load
+        bodies.append(json.dumps(record).encode())
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(lambda body: daemon.order(body, _sign(body)), bodies))
+    assert all(answer.status_code == 202 for answer in answers), [a.text for a in answers]
+    results = [answer.json() for answer in answers]
+    refused = [n for n, result in enumerate(results) if result["status"] == "rejected"]
+    assert refused == [5, 11, 17, 23]
+    assert all(results[n] == {"status": "accepted", "stream": "orders", "records": 1, "loaded": 1}
+               for n in range(24) if n not in refused)  # fmt: skip
+    reject_ids = [result["rejects"][0] for result in results if result["status"] == "rejected"]
+    assert len(set(reject_ids)) == 4  # each refused request got its own reject, not a neighbour's
+    loaded = daemon.query("SELECT count(*) FROM customer WHERE email LIKE 'crowd%@example.no'")
+    assert loaded == [(20,)]
