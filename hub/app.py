@@ -141,10 +141,12 @@ class Hub:
         ]
 
     def close(self) -> None:
-        """Close the destinations' HTTP clients and the database engine's connections."""
+        """Close the connectors (sources' own clients, destinations' HTTP clients) and the engine's connections."""
         for connector in self._connectors.values():
             if isinstance(connector, Destination) and connector._http is not None:
                 connector._http.close()
+            if isinstance(connector, Source):
+                connector.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

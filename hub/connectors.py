@@ -106,6 +106,9 @@ class Source(Connector):
         """
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the instance holds (an HTTP client's pooled connections); called by ``Hub.close()``."""
+
 
 @dataclass(frozen=True, slots=True)
 class KindSpec:
