@@ -57,6 +57,15 @@ class Recorder:
             await self.app(scope, receive, send)
             return
         size, status, body = 0, 0, bytearray()
+        noted = False
+
+        def note() -> None:
+            nonlocal noted
+            if not noted:
+                noted = True
+                seen = Seen(scope["method"], scope["path"], size, status, body.decode("utf-8", "replace"))
+                with self._lock:
+                    self.seen.append(seen)
 
         async def counting_receive() -> Any:
             nonlocal size
@@ -69,16 +78,17 @@ class Recorder:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and status >= 400 and len(body) < 8000:
-                body.extend(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                if status >= 400 and len(body) < 8000:
+                    body.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    note()  # before the last chunk leaves: the client must never see an answer not yet noted
             await send(message)
 
         try:
             await self.app(scope, counting_receive, noting_send)
         finally:
-            seen = Seen(scope["method"], scope["path"], size, status, body.decode("utf-8", "replace"))
-            with self._lock:
-                self.seen.append(seen)
+            note()
 
 
 @dataclass
