@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import typer
+    from starlette.routing import BaseRoute
 
+    from hub.app import Hub
     from hub.audience.types import AttributeSpec
     from hub.connectors import Connector
     from hub.engine.run import RunSummary
@@ -94,6 +96,24 @@ def hub_commands(cli: typer.Typer) -> None:
     Called: once, when the CLI is built, before arguments are parsed. Use ``@cli.command()``.
 
     :param cli: the root Typer application.
+    """
+
+
+@hookspec
+def hub_http_routes(hub: Hub) -> list[BaseRoute]:
+    """Return Starlette routes (``Route``, ``Mount``, ...) that ``hub run`` serves for this plugin.
+
+    Called: once per ``Hub``, when the daemon builds its HTTP app (only if ``daemon.http.enabled``), after the
+    configuration is validated. The daemon mounts each plugin's routes under ``/plugins/<plugin name>``, so a
+    plugin named ``raptor`` returning ``Route("/feed.csv", ...)`` is served at ``/plugins/raptor/feed.csv``; a
+    plugin cannot shadow the core's paths (``/healthz``, ``/webhooks/...``) or another plugin's. Do no I/O here:
+    read ``hub.config`` to decide the routes, and let the endpoints reach the database through ``hub.engine``
+    when they are requested. Keep blocking work off the event loop (plain ``def`` endpoints and sync iterators
+    run on Starlette's thread pool). An implementation that raises is logged with its plugin's name and left
+    out; the daemon and the other plugins' routes carry on.
+
+    :param hub: the configured hub (``hub.config``, ``hub.engine``, ``hub.connector(name)``).
+    :returns: a list of Starlette routes, or an empty list for none.
     """
 
 

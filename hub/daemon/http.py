@@ -7,6 +7,7 @@
   (``leader``) or is a ``standby``: a standby delivers and serves webhooks, so it is ready.
 - ``/metrics``: Prometheus' text format (:mod:`hub.daemon.metrics`).
 - ``POST /webhooks/{connector}``: a signed record pushed by a shop (:mod:`hub.daemon.webhooks`).
+- ``/plugins/<plugin name>/...``: what each plugin returns from ``hub_http_routes`` (e.g. Raptor's product feed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 import structlog
@@ -28,14 +30,20 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from hub.daemon.jobs import JobBoard
 from hub.daemon.metrics import DaemonMetrics
 from hub.daemon.webhooks import WebhookIntake
 from hub.errors import HubError
 
+if TYPE_CHECKING:
+    from hub.app import Hub
+
 log = structlog.get_logger("hub.daemon.webhooks")
+#: Where each plugin's ``hub_http_routes`` are mounted: ``/plugins/<plugin name>``.
+PLUGIN_PREFIX = "/plugins"
+plugin_log = structlog.get_logger("hub.daemon.http")
 
 
 class HttpUnavailable(HubError):
@@ -89,7 +97,11 @@ class _TooLarge(Exception):
     pass
 
 
-def make_app(readiness: Readiness, metrics: DaemonMetrics, webhooks: Webhooks | None = None) -> Starlette:
+def make_app(
+    readiness: Readiness, metrics: DaemonMetrics, webhooks: Webhooks | None = None, *, hub: Hub | None = None
+) -> Starlette:
+    """The daemon's app. Plugins' routes are mounted for ``hub`` (default: the hub the webhook intake serves)."""
+
     def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -111,7 +123,32 @@ def make_app(readiness: Readiness, metrics: DaemonMetrics, webhooks: Webhooks | 
     ]
     if webhooks is not None:
         routes.append(Route("/webhooks/{connector}", _webhook_endpoint(webhooks, metrics), methods=["POST"]))
+    if hub is None and webhooks is not None:
+        hub = webhooks.intake.hub
+    if hub is not None:
+        routes.extend(plugin_routes(hub))
     return Starlette(routes=routes)
+
+
+def plugin_routes(hub: Hub) -> list[BaseRoute]:
+    """Every plugin's ``hub_http_routes``, each plugin's under ``/plugins/<its name>``, so no plugin can shadow
+    the core's paths or another plugin's. A plugin whose hook raises or returns something that is not a route is
+    logged by name and left out: the health endpoints must come up whatever a plugin does."""
+    mounts: list[BaseRoute] = []
+    pm = hub.pm
+    for impl in pm.hook.hub_http_routes.get_hookimpls():
+        owner = pm.get_name(impl.plugin) or impl.plugin_name
+        try:
+            routes = list(impl.function(**({"hub": hub} if "hub" in impl.argnames else {})) or [])
+            wrong = [route for route in routes if not isinstance(route, BaseRoute)]
+            if wrong:
+                raise TypeError(f"{wrong[0]!r} is not a Starlette route")
+        except Exception as exc:
+            plugin_log.error("plugin routes left out", plugin=owner, error=f"{type(exc).__name__}: {exc}")
+            continue
+        if routes:
+            mounts.append(Mount(f"{PLUGIN_PREFIX}/{quote(owner, safe='')}", routes=routes))
+    return mounts
 
 
 def _webhook_endpoint(webhooks: Webhooks, metrics: DaemonMetrics) -> Callable[[Request], Any]:
