@@ -75,6 +75,15 @@ class WebhookReceiver(Protocol):
     def records(self, raw_body: bytes, headers: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]]: ...
 
 
+def acknowledge(receiver: WebhookReceiver, headers: Mapping[str, str]) -> None:
+    """Tell a receiver that has an ``acknowledge(headers)`` method that the delivery is committed, so it may now
+    count the delivery's id as seen (a receiver that de-duplicates must not remember a delivery whose write
+    failed: the sender's retry of it would be dropped)."""
+    method = getattr(receiver, "acknowledge", None)
+    if callable(method):
+        method(headers)
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookAnswer:
     """The HTTP answer to one webhook, and whether it loaded anything (then the audience is woken)."""
@@ -150,6 +159,7 @@ class WebhookIntake:
             result = Ingested(stream=stream, read=1, rejected=1, reject_ids=ids)
             return self._answer(name, 400, {"error": str(exc), "rejects": ids}, result)
         result = self.ingest(name, stream, records)
+        acknowledge(receiver, headers)
         seconds = round(time.perf_counter() - started, 4)
         if result.rejected:
             bound.warning(
