@@ -22,6 +22,7 @@ from hub.config import config_json_schema, config_path, starter_config
 from hub.daemon.command import add_commands as add_daemon_commands
 from hub.errors import ConfigError, HubError
 from hub.logging import configure_logging
+from hub.recommend.commands import add_commands as add_recommend_commands
 from hub.schema import current_revision, head_revision, upgrade
 
 EXAMPLE_MAPPING = """\
@@ -288,6 +289,7 @@ def make_cli() -> typer.Typer:
 
     _delivery_commands(cli)
     add_audience_commands(cli)
+    add_recommend_commands(cli)
     add_daemon_commands(cli)
     try:
         from hub.sandbox.command import sandbox as sandbox_command

@@ -1,5 +1,8 @@
 """What a trigger's message carries to the ESP: the customer, the order or cart, recommended accessories.
 
+Recommendations from a recommender connector or the built-in one are a block of their own, built by
+:mod:`hub.recommend.blocks`.
+
 The loaders take a whole batch of ids and run one query per table (never one per candidate); the builder then
 assembles each payload in Python from what they returned. Every value is JSON-safe: ISO 8601 text for times,
 floats for amounts and quantities (an ESP template formats numbers, it does not parse Decimal strings).
@@ -346,8 +349,12 @@ def build_payload(
     order: Mapping[str, Any] | None = None,
     cart: Mapping[str, Any] | None = None,
     accessories: Sequence[Mapping[str, Any]] | None = None,
+    recommendations: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One candidate's payload (JSON-safe). Blocks that do not apply to the event are left out.
+
+    ``recommendations`` (``{"source", "items"}``, from :mod:`hub.recommend.blocks`) is there when the trigger
+    asks for it.
 
     ``event`` always says what fired and when; for date events (birthday, anniversary, win-back, points) it also
     carries the trigger's facts (``years``, ``days_since_last_order``, ...).
@@ -375,6 +382,11 @@ def build_payload(
         payload["product_groups"] = list(facts.get("product_groups") or [])
     if accessories is not None:
         payload["accessories"] = [dict(item) for item in accessories]
+    if recommendations is not None:
+        payload["recommendations"] = {
+            "source": recommendations["source"],
+            "items": [dict(item) for item in recommendations["items"]],
+        }
     if on in ("segment_entered", "segment_left"):
         payload["segment"] = facts.get("segment")
     elif on == "campaign":

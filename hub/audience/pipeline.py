@@ -59,8 +59,11 @@ def _destinations(hub: Hub) -> dict[str, Destination]:
 
 def compute(hub: Hub, *, now: datetime | None = None, full: bool | None = None) -> Any:
     """Recompute attributes: in full when asked, when never done, or when the last full compute is a day old;
-    otherwise for the customers touched since the last compute."""
+    otherwise for the customers touched since the last compute. A full compute also rebuilds the follow-up
+    rules of the built-in recommender (``product_followup``), which move slowly, in a transaction of its own."""
     from hub.audience.attributes import compute_attributes, touched_customers
+    from hub.recommend.builtin import settings_of
+    from hub.recommend.followups import compute_followups
 
     now = now or hub.clock.now()
     with hub.engine.begin() as conn:
@@ -75,6 +78,9 @@ def compute(hub: Hub, *, now: datetime | None = None, full: bool | None = None) 
         write_state(conn, "compute:last", now.isoformat(), now)
         if full:
             write_state(conn, "compute:last_full", now.isoformat(), now)
+    if full:
+        with hub.engine.begin() as conn:
+            compute_followups(conn, settings_of(hub.config).followups, now)
     return summary
 
 
@@ -84,6 +90,7 @@ def run_audience(hub: Hub, *, now: datetime | None = None, full: bool | None = N
     from hub.audience.push import push_segments
     from hub.audience.segments import evaluate_segments, prune_segments
     from hub.audience.triggers import fire_triggers, prepare_due
+    from hub.recommend.connectors import configured_recommenders
 
     now = now or hub.clock.now()
     config = hub.config
@@ -107,13 +114,14 @@ def run_audience(hub: Hub, *, now: datetime | None = None, full: bool | None = N
 
     started = time.perf_counter()
     destinations = _destinations(hub)
+    recommenders = configured_recommenders(hub)
     after = 0
     while True:
         with hub.engine.begin() as conn:
             rows = due_candidates(conn, now, limit=DECIDE_BATCH, after_customer=after)
             if not rows:
                 break
-            prepared = prepare_due(conn, config, rows, now, plugin_attributes=specs)
+            prepared = prepare_due(conn, config, rows, now, plugin_attributes=specs, recommenders=recommenders)
             decided = decide(conn, config, prepared, now, destinations=destinations)
         summary.decisions.update(decided.by_decision)
         summary.rules.update(decided.by_rule)

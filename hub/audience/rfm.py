@@ -95,6 +95,11 @@ def segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
     return cells[10 * r + (f + m + 1) // 2]
 
 
+#: A share within this of a tier's bound counts as on it: sums in another order (SQL's window, numpy's cumsum)
+#: differ in the last bits, and a customer exactly at the bound must get one tier from both.
+SHARE_TOLERANCE = 1e-9
+
+
 def tiers(values: np.ndarray, ids: np.ndarray, shares: Mapping[str, float]) -> np.ndarray:
     """:func:`assign_tiers` in numpy: each row's tier name (an object array), ``values`` with 0 for NULL.
 
@@ -113,7 +118,7 @@ def tiers(values: np.ndarray, ids: np.ndarray, shares: Mapping[str, float]) -> n
         bound = 0.0
         for k, name in enumerate(names[:-1]):
             bound += shares[name]
-            taken = undecided & (share_before < bound)
+            taken = undecided & (share_before < bound - SHARE_TOLERANCE)
             index[taken] = k
             undecided &= ~taken
     tier = np.empty(len(ranked), dtype=object)
@@ -185,7 +190,7 @@ def tier_sql(
     share_before = sa.func.coalesce(before, 0.0) / sa.func.nullif(total, 0.0)
     return sa.case(
         (value <= 0, names[-1]),
-        *((share_before < bound, name) for name, bound in bounds),
+        *((share_before < bound - SHARE_TOLERANCE, name) for name, bound in bounds),
         else_=names[-1],
     )
 

@@ -55,9 +55,17 @@ from hub.models import (
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
-    from hub.config._audience import TriggerConfig
+    from hub.config._audience import RecommendationsConfig, TriggerConfig
+    from hub.connectors import Recommender
 
-__all__ = ["CLOSED_CART_STATUSES", "accessory_purchases", "fire_triggers", "prepare_due", "state_name"]
+__all__ = [
+    "CLOSED_CART_STATUSES",
+    "accessory_purchases",
+    "fire_triggers",
+    "prepare_due",
+    "recommendation_settings",
+    "state_name",
+]
 
 _candidate: sa.Table = AudienceCandidate.__table__  # type: ignore[attr-defined]
 _state: sa.Table = AudienceState.__table__  # type: ignore[attr-defined]
@@ -636,9 +644,13 @@ def prepare_due(
     now: datetime,
     *,
     plugin_attributes: Mapping[str, AttributeSpec] | None = None,
+    recommenders: Mapping[str, Recommender] | None = None,
 ) -> list[Prepared]:
     """Branch, variant, payload and destination views for each candidate (rows or mappings of
     ``audience_candidate``), in their order. One query per table for the whole batch.
+
+    ``recommenders``: the recommender connectors the triggers' ``recommendations`` name, by name; a candidate
+    whose trigger asks for recommendations gets them from there, bounded in time, or from the built-in.
 
     A candidate that cannot be sent as it was fired gets ``Prepared.error`` (contact pressure suppresses it with
     that reason): its trigger was removed, its customer or order is gone, its cart was bought or changed since,
@@ -727,6 +739,7 @@ def prepare_due(
             wants[index] = (p.customer_id, mains, in_cart)
     limit = max((triggers[i].accessories for i in wants), default=0)  # type: ignore[union-attr]
     accessories = recommend_accessories(conn, wants, limit)
+    recommendations = _recommendations(conn, config, prepared, triggers, blocks, views, now, recommenders or {})
 
     for index, (p, trigger, fact) in enumerate(zip(prepared, triggers, facts, strict=True)):
         if index in errors:
@@ -767,6 +780,7 @@ def prepare_due(
             order=block.get("order"),
             cart=block.get("cart"),
             accessories=accessories[index][: trigger.accessories] if index in accessories else None,
+            recommendations=recommendations.get(index),
         )
         keys = hub_keys(views[p.customer_id])
         p.views = {
@@ -774,6 +788,46 @@ def prepare_due(
             for destination, target in targets.items()
         }
     return prepared
+
+
+def recommendation_settings(config: HubConfig, trigger: TriggerConfig) -> RecommendationsConfig | None:
+    """The trigger's ``recommendations``, else ``recommend.triggers``; None: its payload has no such block."""
+    from hub.recommend.builtin import settings_of
+
+    return trigger.recommendations if trigger.recommendations is not None else settings_of(config).triggers
+
+
+def _recommendations(
+    conn: sa.Connection,
+    config: HubConfig,
+    prepared: Sequence[Prepared],
+    triggers: Sequence[TriggerConfig | None],
+    blocks: Mapping[int, Mapping[str, Any]],
+    views: Mapping[int, Any],
+    now: datetime,
+    recommenders: Mapping[str, Recommender],
+) -> dict[int, dict[str, Any]]:
+    """index -> the ``recommendations`` block of each candidate whose trigger asks for one: the order's or
+    cart's products are what the suggestions follow (a date or segment trigger asks for the customer alone)."""
+    from hub.recommend.blocks import Want, recommendation_blocks
+    from hub.recommend.builtin import settings_of
+
+    wants: dict[int, Want] = {}
+    for index, block in blocks.items():
+        trigger = triggers[index]
+        settings = recommendation_settings(config, trigger) if trigger is not None else None
+        if settings is None or settings.limit <= 0:
+            continue
+        lines = [line["sku"] for line in block.get("main", ()) if line["sku"]]
+        customer_id = prepared[index].customer_id
+        wants[index] = Want(
+            settings=settings,
+            customer_id=customer_id,
+            products=lines,
+            exclude=lines,
+            keys=hub_keys(views[customer_id]),
+        )
+    return recommendation_blocks(conn, wants, now, settings_of(config), recommenders)
 
 
 def _source_error(

@@ -16,13 +16,14 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PositiveInt,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from hub.config._models import _BLOCK, _check_cron, _context, _Duration, _known_connector, _set_by_loader
 
@@ -101,6 +102,9 @@ MessageTypeName = Annotated[str, AfterValidator(_known_message_type)]
 SegmentName = Annotated[str, AfterValidator(_known_segment)]
 DestinationName = Annotated[str, AfterValidator(_known_connector)]
 _LoaderName = Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)]
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
+#: ``from:`` value that asks no connector: the built-in recommender answers.
+BUILTIN = "builtin"
 
 
 # --- attributes ------------------------------------------------------------------------------------------------------
@@ -203,6 +207,96 @@ class Branch(BaseModel):
     to: dict[DestinationName, TriggerTarget] = {}
 
 
+def _parse_seconds(value: Any) -> Any:
+    """``800ms``, ``1.5s``, ``2`` (seconds): a recommender's timeout is under a second, below ``_Duration``'s unit."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    found = _SECONDS.match(value.strip().lower())
+    if found is None:
+        raise ValueError("use seconds or milliseconds: 800ms, 1.5s, 2")
+    number = float(found.group(1))
+    return number / 1000 if found.group(2) == "ms" else number
+
+
+_Seconds = Annotated[
+    float,
+    BeforeValidator(_parse_seconds),
+    Field(gt=0),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": _SECONDS.pattern}]}),
+]
+
+
+def _recommender(name: str, info: ValidationInfo) -> str:
+    """``builtin``, or a configured connector whose type plays the ``recommender`` role.
+
+    The role is checked when the loader tells which type each connector has (``LoadContext.connector_plugins``);
+    otherwise the name alone is checked here and the type when the hub builds the connector.
+    """
+    if name == BUILTIN:
+        return name
+    context = _context(info)
+    if context is None:
+        return name
+    if name not in context.connector_names:
+        configured = ", ".join(sorted(context.connector_names)) or "none"
+        raise ValueError(f"unknown connector {name!r} (configured: {configured}; or {BUILTIN!r})")
+    connector_type = context.connector_types.get(context.connector_plugins.get(name, ""))
+    if connector_type is not None and "recommender" not in connector_type.roles:
+        raise ValueError(f"connector {name!r} (type {connector_type.type!r}) is not a recommender")
+    return name
+
+
+class RecommendationsConfig(BaseModel):
+    """Where a trigger payload's ``recommendations`` block comes from.
+
+    ``from`` names a recommender connector (e.g. Raptor) or ``builtin``. Each candidate's call is bounded by
+    ``timeout``; at most ``concurrency`` calls run at once, and a call that fails, times out or answers nothing
+    is answered by the built-in recommender instead. The block says which one answered.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: Annotated[str, AfterValidator(_recommender)] = Field(default=BUILTIN, alias="from")
+    limit: int = Field(default=3, ge=0, description="products in the block; 0: no recommendations block")
+    timeout: _Seconds = Field(default=0.8, description="per call, e.g. 800ms: past it, the built-in answers")
+    concurrency: PositiveInt = Field(default=8, description="calls to the connector in flight at once")
+
+
+class FollowupConfig(BaseModel):
+    """The follow-up analysis of ``hub compute``: what buyers of a product (or group) bought next."""
+
+    model_config = _BLOCK
+
+    window: _Duration = Field(default=timedelta(days=90), description="bought next: in a later order within this")
+    min_support: PositiveInt = Field(default=3, description="customers who must have made the pair to keep it")
+    min_confidence: float = Field(default=0.02, ge=0, le=1, description="share of the buyers who made the pair")
+    min_lift: float = Field(default=1.5, gt=0, description="keep pairs at least this many times likelier than chance")
+
+
+class RecommendExclusions(BaseModel):
+    """Products never recommended, e.g. gift cards, bags, services."""
+
+    model_config = _BLOCK
+
+    skus: list[str] = []
+    product_groups: list[str] = []
+
+
+class RecommendConfig(BaseModel):
+    """The built-in recommender (``hub recommend``) and the default ``recommendations`` of trigger payloads."""
+
+    model_config = _BLOCK
+
+    followups: FollowupConfig = FollowupConfig()
+    bestsellers_window: _Duration = Field(default=timedelta(days=365), description="bestsellers: sold in this")
+    exclude: RecommendExclusions = RecommendExclusions()
+    triggers: RecommendationsConfig | None = Field(
+        default=None, description="every trigger's payload gets recommendations like this, unless it says otherwise"
+    )
+
+
 class TriggerConfig(BaseModel):
     """An event (or a date) that makes a candidate message for a customer; contact pressure then decides."""
 
@@ -230,6 +324,9 @@ class TriggerConfig(BaseModel):
     branches: list[Branch] = []
     to: dict[DestinationName, TriggerTarget] = Field(default={}, description="targets when the branch names none")
     accessories: int = Field(default=3, ge=0, description="recommended accessories in the payload")
+    recommendations: RecommendationsConfig | None = Field(
+        default=None, description="a recommendations block in the payload (default: recommend.triggers)"
+    )
 
     @model_validator(mode="after")
     def _fits_event(self) -> TriggerConfig:

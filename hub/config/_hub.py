@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from hub.config._audience import (
     AttributesConfig,
     ContactPressureConfig,
+    RecommendConfig,
     SegmentConfig,
     TriggerConfig,
     _check_name,
@@ -55,6 +56,7 @@ class HubConfig(BaseModel):
     contact_pressure: ContactPressureConfig = ContactPressureConfig()
     segments: dict[Annotated[str, AfterValidator(_check_name)], SegmentConfig] = {}
     triggers: dict[Annotated[str, AfterValidator(_check_name)], TriggerConfig] = {}
+    recommend: RecommendConfig = RecommendConfig()
     daemon: DaemonConfig = DaemonConfig()
     source_file: Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)] = "<memory>"
 

@@ -66,6 +66,7 @@ def load_config(
         project_dir=_project_dir(data, project_dir),
         source_file=located.file,
         connector_names=_connector_names(data),
+        connector_plugins=_connector_plugins(data),
         segment_names=_names(data.get("segments")),
         message_types=_message_types(data),
         attribute_names=attribute_names(pm),
@@ -168,6 +169,17 @@ def _project_dir(data: dict[str, Any], override: Path | None) -> Path:
 def _connector_names(data: dict[str, Any]) -> frozenset[str]:
     connectors = data.get("connectors")
     return frozenset(str(name) for name in connectors) if isinstance(connectors, dict) else frozenset()
+
+
+def _connector_plugins(data: dict[str, Any]) -> dict[str, str]:
+    connectors = data.get("connectors")
+    if not isinstance(connectors, dict):
+        return {}
+    return {
+        str(name): str(block["plugin"])
+        for name, block in connectors.items()
+        if isinstance(block, dict) and isinstance(block.get("plugin"), str)
+    }
 
 
 def _names(block: Any) -> frozenset[str]:

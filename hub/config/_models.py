@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -69,6 +69,8 @@ class LoadContext:
     message_types: frozenset[str] | None = None
     #: Every attribute an expression may read (built-in and from plugins); None: not checked.
     attribute_names: frozenset[str] | None = None
+    #: Connector name -> its ``plugin:`` (type name), to check what a reference to a connector expects of it.
+    connector_plugins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from hub.models.commerce import Cart, Order, OrderLine, Product, ProductRelation
 from hub.models.customer import Consent, ConsentEvent, Customer, CustomerMerge, Identity
 from hub.models.delivery import DestinationState, Message, OutboundState, OutboxAudit
 from hub.models.engagement import Event
+from hub.models.recommend import ProductFollowup
 from hub.models.runs import Reject, SyncRun, SyncState
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "OutboundState",
     "OutboxAudit",
     "Product",
+    "ProductFollowup",
     "ProductRelation",
     "Reject",
     "SegmentChange",

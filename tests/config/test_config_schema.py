@@ -85,6 +85,7 @@ def test_top_level_is_closed_and_lists_every_block(schema: dict[str, Any]) -> No
         "contact_pressure",
         "segments",
         "triggers",
+        "recommend",
         "daemon",
     }
 
