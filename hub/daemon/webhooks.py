@@ -75,6 +75,13 @@ class WebhookReceiver(Protocol):
     def records(self, raw_body: bytes, headers: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]]: ...
 
 
+def handshake(receiver: WebhookReceiver, raw_body: bytes, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """A receiver's answer to a sender's handshake (WooCommerce's activation ping, which is unsigned and wants a
+    200), from its optional ``handshake(raw_body, headers)`` method; None: not a handshake."""
+    method = getattr(receiver, "handshake", None)
+    return method(raw_body, headers) if callable(method) else None
+
+
 def acknowledge(receiver: WebhookReceiver, headers: Mapping[str, str]) -> None:
     """Tell a receiver that has an ``acknowledge(headers)`` method that the delivery is committed, so it may now
     count the delivery's id as seen (a receiver that de-duplicates must not remember a delivery whose write
@@ -147,6 +154,10 @@ class WebhookIntake:
         started = time.perf_counter()
         topic = _safe_topic(receiver, headers)
         bound = log.bind(connector=name, topic=topic, client=client, bytes=len(raw_body))
+        greeting = handshake(receiver, raw_body, headers)
+        if greeting is not None:
+            bound.info("webhook handshake answered")
+            return self._answer(name, 200, greeting, None)
         if not receiver.verify(raw_body, headers):
             bound.warning("webhook refused: missing or invalid signature")
             return self._answer(name, 401, {"error": "invalid or missing signature"}, None)
