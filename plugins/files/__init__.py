@@ -1,4 +1,4 @@
-"""Built-in plugin: the ``files`` source (CSV and JSON Lines, plain or gzip, from paths or globs).
+"""Built-in plugin: the ``files`` source (CSV, JSON Lines and ARTS POSLog XML, plain or gzip, from paths or globs).
 
 Bad lines become records with an ``_error`` key (see :mod:`hub_plugins.files.source`): the engine
 rejects them.

@@ -1,14 +1,16 @@
-"""Record readers for one file, CSV or JSON Lines, plain or gzip, streamed a line at a time.
+"""Record readers for one file, CSV, JSON Lines or ARTS POSLog XML, plain or gzip, streamed.
 
-A reader yields plain dicts: CSV values as strings, JSONL values as parsed. Bad data *inside* a file (a line
-that is not JSON, a row with the wrong number of columns) is yielded as an error record, never dropped and
-never raised, so one bad line cannot stop a stream::
+A reader yields plain dicts: CSV values as strings, JSONL values as parsed, a POSLog transaction as a receipt
+(:mod:`hub_plugins.files.poslog`). Bad data *inside* a file (a line that is not JSON, a row with the wrong number
+of columns, a malformed transaction) is yielded as an error record, never dropped and never raised, so one bad
+line cannot stop a stream::
 
     {"_error": "line 17: invalid JSON: unexpected end of data at column 9", "_raw": "<the line>",
      "_file": "exports/orders.jsonl", "_line": 17}
 
 A file that cannot be read at all (not gzip, wrong encoding, unreadable) raises :class:`hub.SourceError`
-naming the file and what to do, since every record after that point would be wrong too.
+naming the file and what to do, since every record after that point would be wrong too. A POSLog file that
+declares entities or an external DTD is refused *as data*: one error record for the whole file, nothing else.
 """
 
 from __future__ import annotations
@@ -26,19 +28,27 @@ from typing import IO, Any, Literal
 import orjson
 
 from hub import SourceError
+from hub_plugins.files.poslog import Receipt, read_poslog
 
-Format = Literal["csv", "jsonl"]
+Format = Literal["csv", "jsonl", "poslog"]
 Record = dict[str, Any]
 
 ERROR_KEY = "_error"
-_EXTENSIONS: dict[str, Format] = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_EXTENSIONS: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".xml": "poslog",
+}
+_CONFIGURED: dict[str, Format] = {"csv": "csv", "jsonl": "jsonl", "poslog": "poslog"}
 _UTF8 = {"utf-8", "utf-8-sig"}
 
 
 def detect_format(name: str, configured: str) -> Format | None:
     """The format of a file: as configured, else by extension once ``.gz`` is removed; None if unknown."""
     if configured != "auto":
-        return "csv" if configured == "csv" else "jsonl"
+        return _CONFIGURED.get(configured, "jsonl")
     stem = name.lower().removesuffix(".gz")
     return _EXTENSIONS.get(stem[stem.rfind(".") :]) if "." in stem else None
 
@@ -189,3 +199,22 @@ class JsonlRecords(_FileRecords):
             else:
                 message = f"expected a JSON object, got {type(value).__name__}"
                 yield error_record(message, show(raw).rstrip("\r\n"), file, number)
+
+
+class PoslogRecords(_FileRecords):
+    """One receipt per sale or return transaction of an ARTS POSLog file; see :mod:`hub_plugins.files.poslog`.
+
+    The XML declaration (or byte-order mark) gives the encoding; a stream's ``encoding`` overrides it only when
+    it is not UTF-8, the default. A malformed transaction, damaged XML and a refused file are error records whose
+    ``_raw`` is the XML as written (at most 64 KiB of it).
+    """
+
+    def _records(self) -> Iterable[Record]:
+        override = None if codecs.lookup(self.encoding).name in _UTF8 else self.encoding
+        with gzip.open(self.path, "rb") if self._gzip else open(self.path, "rb") as handle:
+            for item in read_poslog(handle, encoding=override):
+                self.line = item.line
+                if isinstance(item, Receipt):
+                    yield item.record
+                else:
+                    yield error_record(item.reason, item.raw, self.relpath, item.line)

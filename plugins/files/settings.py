@@ -12,6 +12,7 @@ Two shapes, exactly one of which is given::
     streams:
       customers: {paths: ["erp/customers_*.csv"], key: id, updated_at: changed_at, lag: 10m}
       orders:    {paths: ["erp/orders/**/*.jsonl"]}
+      receipts:  {paths: ["pos/poslog/*.xml.gz"], format: poslog}   # one receipt per POSLog transaction
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ class ReadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["auto", "csv", "jsonl"] = Field(
-        "auto", description="auto: by extension (.csv, .tsv, .jsonl, .ndjson), after a .gz suffix is removed"
+    format: Literal["auto", "csv", "jsonl", "poslog"] = Field(
+        "auto",
+        description="auto: by extension (.csv, .tsv, .jsonl, .ndjson; .xml is poslog), after a .gz suffix is removed; "
+        "poslog: ARTS POSLog XML, one receipt record per sale or return transaction",
     )
     delimiter: str | None = Field(None, description='CSV field separator: "," (default; "\\t" for .tsv), ";", tab, "|"')
-    encoding: str = Field("utf-8-sig", description="text encoding; utf-8-sig reads UTF-8 with or without a BOM")
+    encoding: str = Field(
+        "utf-8-sig",
+        description="text encoding; utf-8-sig reads UTF-8 with or without a BOM. POSLog files name their own "
+        "encoding: set one other than UTF-8 only to override it",
+    )
     header: bool = Field(True, description="whether the first CSV row names the columns")
     columns: list[str] | None = Field(
         None,
@@ -116,9 +123,9 @@ class FilesSettings(ConnectorSettings, ReadOptions):
 
 def _check_combination(name: str, options: ReadOptions) -> None:
     where = f"stream {name!r}: "
-    if not options.header and not options.columns and options.format != "jsonl":
+    if not options.header and not options.columns and options.format not in ("jsonl", "poslog"):
         raise ValueError(where + "header: false needs columns: [...] to name the fields")
     if options.updated_at_as == "string" and options.lag:
         raise ValueError(where + "lag needs updated_at_as: datetime; text cannot be shifted by a duration")
-    if options.format == "jsonl" and (options.columns or options.delimiter):
+    if options.format in ("jsonl", "poslog") and (options.columns or options.delimiter):
         raise ValueError(where + "columns and delimiter apply to CSV files only")

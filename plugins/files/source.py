@@ -44,6 +44,7 @@ from hub_plugins.files.formats import (
     ERROR_KEY,
     CsvRecords,
     JsonlRecords,
+    PoslogRecords,
     Record,
     default_delimiter,
     detect_format,
@@ -53,7 +54,12 @@ from hub_plugins.files.listing import MatchedFile, match_all, match_pattern, sha
 from hub_plugins.files.settings import FilesSettings, StreamSettings
 
 DEFAULT_BATCH_SIZE = 5000
-_FORMAT_NAMES = {"auto": "CSV or JSON Lines files", "csv": "CSV files", "jsonl": "JSON Lines files"}
+_FORMAT_NAMES = {
+    "auto": "CSV, JSON Lines or POSLog XML files",
+    "csv": "CSV files",
+    "jsonl": "JSON Lines files",
+    "poslog": "ARTS POSLog XML files",
+}
 
 
 class FilesSource(Source):
@@ -179,13 +185,17 @@ class FilesSource(Source):
             state, lag=options.lag, kind=options.updated_at_as, timezone=ZoneInfo(self.context.timezone)
         )
 
-    def _reader(self, stream: str, file: MatchedFile, options: StreamSettings) -> CsvRecords | JsonlRecords:
+    def _reader(
+        self, stream: str, file: MatchedFile, options: StreamSettings
+    ) -> CsvRecords | JsonlRecords | PoslogRecords:
         found = detect_format(file.relpath, options.format)
         if found is None:
             raise SourceError(
                 f"{file.relpath}: cannot tell CSV from JSON Lines by the file's name; "
                 f"set format: csv or format: jsonl for stream {stream!r}"
             )
+        if found == "poslog":
+            return PoslogRecords(file.path, file.relpath, options.encoding)
         if found == "jsonl":
             return JsonlRecords(file.path, file.relpath, options.encoding)
         return CsvRecords(
