@@ -40,6 +40,8 @@ class Product(SQLModel, table=True):
     price: Decimal | None = Field(default=None, sa_type=Money)
     is_accessory: bool = False
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: A source reported the product deleted (:mod:`hub.engine.deletions`); a later load of it clears this.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     source: str
     loaded_at: datetime = Field(sa_type=UTCDateTime)
 
