@@ -16,7 +16,7 @@ demo: $(STAMP)
 	rm -f var/hub.db var/hub.db-wal var/hub.db-shm
 	$(BIN)/hub demo-data --out var/demo
 	$(BIN)/hub db upgrade
-	$(BIN)/hub sync
+	$(BIN)/hub sync --sandbox
 	$(BIN)/hub audience --now 2025-01-01T09:00:00+01:00
 	$(BIN)/hub deliver --sandbox --faults error_rate=0.02,drop_rate=0.005,rate_429=0.0005
 

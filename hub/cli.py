@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -187,6 +188,14 @@ def make_cli() -> typer.Typer:
         ] = None,
         config: ConfigOption = None,
         upgrade_db: Annotated[bool, typer.Option("--upgrade-db", help="run `hub db upgrade` first")] = False,
+        sandbox: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox",
+                help="read API sources from their installed emulators (seeded with the demo data where the plugin "
+                "can), started in this process, not the configured URLs; file sources are read as configured",
+            ),
+        ] = False,
     ) -> None:
         """Run one sync: read every stream from its cursor, map, resolve, load. Prints a summary."""
         from hub.engine.run import SyncEngine
@@ -195,7 +204,16 @@ def make_cli() -> typer.Typer:
         if upgrade_db:
             upgrade(hub.engine)
         started = time.perf_counter()
-        with _progress() as progress:
+        with contextlib.ExitStack() as stack, _progress() as progress:
+            if sandbox:
+                from hub.delivery.sandboxed import point_at_emulators
+
+                names = [name for name in (connectors or hub.sources()) if name in hub.sources()]
+                running = point_at_emulators(hub, stack, names, missing="skip")
+                for name, emulator in running.items():
+                    progress.console.print(
+                        f"sandbox: {name} -> {emulator.name} emulator at {emulator.url}", highlight=False
+                    )
             tasks: dict[tuple[str, str], Any] = {}
 
             def on_batch(connector: str, stream: str, read: int) -> None:

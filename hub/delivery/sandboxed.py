@@ -1,11 +1,12 @@
-"""``hub deliver --sandbox``: deliver to the installed emulators, started in this process, instead of the
-configured URLs. For trying a configuration (and for ``make demo``) without touching a production account."""
+"""``hub deliver --sandbox`` and ``hub sync --sandbox``: talk to the installed emulators, started in this process,
+instead of the configured URLs. For trying a configuration (and for ``make demo``) without touching a production
+account."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -17,17 +18,24 @@ from hub.sandbox.registry import emulators
 
 
 def point_at_emulators(
-    hub: Hub, stack: ExitStack, destinations: Iterable[str] | None = None, faults: Faults | None = None
+    hub: Hub,
+    stack: ExitStack,
+    destinations: Iterable[str] | None = None,
+    faults: Faults | None = None,
+    *,
+    missing: Literal["error", "skip"] = "error",
 ) -> dict[str, RunningEmulator]:
-    """Start an emulator for each destination (of a connector type that has one) and rewrite that connector's
-    settings to reach it. Must run before the connectors are built. Returns the running emulators by destination;
-    they stop when ``stack`` closes."""
+    """Start an emulator for each named connector (default: every destination) of a type that has one, and rewrite
+    that connector's settings to reach it. Must run before the connectors are built. A connector whose type has no
+    emulator is an error, or left as configured with ``missing="skip"`` (a files source needs none). Returns the
+    running emulators by connector; they stop when ``stack`` closes."""
     names = list(destinations) if destinations else hub.destinations()
     by_type = {e.connector_type: e for e in emulators(hub.pm).values()}
     wanted = {name: by_type.get(hub.config.connectors[name].plugin) for name in names}
-    missing = sorted(name for name, emulator in wanted.items() if emulator is None)
-    if missing:
-        raise ConfigError(f"no emulator is installed for {', '.join(missing)}; --sandbox cannot stand in for it")
+    without = sorted(name for name, emulator in wanted.items() if emulator is None)
+    if without and missing == "error":
+        raise ConfigError(f"no emulator is installed for {', '.join(without)}; --sandbox cannot stand in for it")
+    wanted = {name: emulator for name, emulator in wanted.items() if emulator is not None}
     running: dict[str, RunningEmulator] = {}
     for name, emulator in wanted.items():
         assert emulator is not None
