@@ -7,8 +7,9 @@ Values are already coerced: ``str``, ``int``, ``bool``, ``Decimal`` for money an
 
 The ``customer`` entity is special: at most one per raw record, it is the person the record is about. Its
 identity keys (``external_id``, ``email``, ``phone``, ``member_no``) are resolved to one golden customer, and
-every other row of the same raw record that has a ``customer_id`` column (order, consent, cart, event) is
-attached to that customer. A record without a ``customer`` row (an anonymous POS receipt) attaches nobody.
+every other row of the same raw record that has a ``customer_id`` column (order, consent, cart, event,
+wishlist_item) is attached to that customer. A record without a ``customer`` row (an anonymous POS receipt)
+attaches nobody.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ ENTITY_FIELDS: dict[str, dict[str, bool]] = {
         "category": False,
         "brand": False,
         "price": False,  # Decimal
+        "stock": False,  # Decimal: units available to sell (all locations)
+        "in_stock": False,  # bool: the source's own in-stock flag
         "is_accessory": False,  # bool
         "updated_at": False,
     },
@@ -106,6 +109,12 @@ ENTITY_FIELDS: dict[str, dict[str, bool]] = {
         "at": True,
         "payload_json": False,
     },
+    "wishlist_item": {
+        "external_id": True,  # unique per connector, e.g. "{customer}:{sku}"
+        "sku": True,
+        "added_at": True,
+        "removed_at": False,  # the customer took it off the list
+    },
 }
 
 #: Entity -> field -> the type the loader stores, for fields that are not text. A mapping field without ``type:``
@@ -114,7 +123,13 @@ FIELD_TYPES: dict[str, dict[str, str]] = {
     "customer": {"birth_date": "date", "is_b2b": "bool", "created_at": "datetime", "updated_at": "datetime"},
     "consent": {"at": "datetime"},
     "store": {"opened_at": "date"},
-    "product": {"price": "decimal", "is_accessory": "bool", "updated_at": "datetime"},
+    "product": {
+        "price": "decimal",
+        "stock": "decimal",
+        "in_stock": "bool",
+        "is_accessory": "bool",
+        "updated_at": "datetime",
+    },
     "product_relation": {},
     "order": {"placed_at": "datetime", "total": "decimal", "is_return": "bool", "updated_at": "datetime"},
     "order_line": {
@@ -126,6 +141,7 @@ FIELD_TYPES: dict[str, dict[str, str]] = {
     },
     "cart": {"created_at": "datetime", "updated_at": "datetime", "total": "decimal", "items_json": "json"},
     "event": {"at": "datetime", "payload_json": "json"},
+    "wishlist_item": {"added_at": "datetime", "removed_at": "datetime"},
 }
 
 ENTITIES: tuple[str, ...] = tuple(ENTITY_FIELDS)

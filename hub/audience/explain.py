@@ -314,6 +314,11 @@ def _needs(trigger: TriggerConfig) -> str:
         ),
         "points_expiring": f"{span(trigger.before)} before loyalty points expire",
         "campaign": f"on schedule {trigger.schedule} for members of segment {trigger.segment}",
+        "back_in_stock": f"when a product in their {' or '.join(trigger.from_)} is back in stock",
+        "price_drop": (
+            f"when a product in their {' or '.join(trigger.from_)} drops in price by at least "
+            f"{trigger.min_drop.value:g}{'%' if trigger.min_drop.percent else ''}"
+        ),
     }[on]
     filters = trigger.filter
     parts = [

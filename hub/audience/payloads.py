@@ -1,4 +1,4 @@
-"""What a trigger's message carries to the ESP: the customer, the order or cart, recommended accessories.
+"""What a trigger's message carries to the ESP: the customer, the order, cart or product, recommended accessories.
 
 Recommendations from a recommender connector or the built-in one are a block of their own, built by
 :mod:`hub.recommend.blocks`.
@@ -28,9 +28,11 @@ from hub.delivery.views import jsonable
 from hub.models import Cart, Customer, Order, OrderLine, Product, ProductRelation
 
 __all__ = [
+    "CLOSED_CART_STATUSES",
     "CUSTOMER_ATTRIBUTES",
     "CUSTOMER_FIELDS",
     "build_payload",
+    "cart_items",
     "customer_block",
     "load_carts",
     "load_orders",
@@ -45,6 +47,8 @@ _product: sa.Table = Product.__table__  # type: ignore[attr-defined]
 _relation: sa.Table = ProductRelation.__table__  # type: ignore[attr-defined]
 _cart: sa.Table = Cart.__table__  # type: ignore[attr-defined]
 
+#: A cart in one of these states became an order (or was closed): it is not abandoned.
+CLOSED_CART_STATUSES = ("converted", "ordered", "completed")
 #: Customer view fields a message may use to greet and address the customer.
 CUSTOMER_FIELDS: tuple[str, ...] = (
     "id",
@@ -185,7 +189,7 @@ def load_orders(conn: sa.Connection, order_ids: Sequence[int]) -> dict[int, dict
     return orders
 
 
-def _cart_items(items: Any) -> list[dict[str, Any]]:
+def cart_items(items: Any) -> list[dict[str, Any]]:
     """A cart's ``items_json`` as a list of item objects (a source may wrap them in ``{"items": [...]}``)."""
     if isinstance(items, Mapping):
         items = items.get("items") or items.get("lines") or []
@@ -211,11 +215,11 @@ def load_carts(conn: sa.Connection, cart_ids: Sequence[int]) -> dict[int, dict[s
         _cart.c.items_json,
     ).where(one_of(conn, _cart.c.id, ids))
     rows = list(conn.execute(query))
-    products = _products(conn, (str(item.get("sku")) for row in rows for item in _cart_items(row.items_json)))
+    products = _products(conn, (str(item.get("sku")) for row in rows for item in cart_items(row.items_json)))
     carts: dict[int, dict[str, Any]] = {}
     for row in rows:
         items = []
-        for item in _cart_items(row.items_json):
+        for item in cart_items(row.items_json):
             sku = item.get("sku")
             product = products.get(str(sku), {})
             price = _number(item.get("unit_price", item.get("price")))
@@ -350,8 +354,13 @@ def build_payload(
     cart: Mapping[str, Any] | None = None,
     accessories: Sequence[Mapping[str, Any]] | None = None,
     recommendations: Mapping[str, Any] | None = None,
+    product: Mapping[str, Any] | None = None,
+    wishlist: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One candidate's payload (JSON-safe). Blocks that do not apply to the event are left out.
+
+    The stock and price triggers carry ``product`` (name, price, stock; ``old_price`` and the drop for a price
+    drop, ``previous_stock`` for a restock) and where the customer keeps it: ``cart`` and/or ``wishlist``.
 
     ``recommendations`` (``{"source", "items"}``, from :mod:`hub.recommend.blocks`) is there when the trigger
     asks for it.
@@ -380,6 +389,11 @@ def build_payload(
             "items": _public_lines(cart.get("items", ())),
         }
         payload["product_groups"] = list(facts.get("product_groups") or [])
+    if product is not None:
+        payload["product"] = dict(product)
+        payload["product_groups"] = list(facts.get("product_groups") or [])
+    if wishlist is not None:
+        payload["wishlist"] = dict(wishlist)
     if accessories is not None:
         payload["accessories"] = [dict(item) for item in accessories]
     if recommendations is not None:

@@ -6,8 +6,9 @@ two candidates (``INSERT ... ON CONFLICT (key) DO NOTHING``): running it twice, 
 and the watermark, creates nothing new. Every kind is one or two set-based queries for all its customers.
 
 An event older than the trigger's ``max_age`` at ``now`` fires nothing, so the first run over years of history (or a
-run after a long stop) does not mail last year's buyers. Order and segment-change watermarks are ids; an id whose
-event lies after ``now`` holds the watermark back, so a clock moved forward (tests, ``--now``) still sees it later.
+run after a long stop) does not mail last year's buyers. Order, segment-change and product-event watermarks are ids;
+an id whose event lies after ``now`` holds the watermark back, so a clock moved forward (tests, ``--now``) still sees
+it later. The stock and price triggers live in :mod:`hub.audience.product_triggers`.
 
 :func:`prepare_due` makes a batch of due candidates ready for contact pressure: it reads the customers, their
 attributes, orders, carts and accessory purchases with one query per table for the whole batch, then picks each
@@ -28,14 +29,18 @@ import sqlalchemy as sa
 from croniter import croniter
 
 from hub.audience.payloads import (
+    CLOSED_CART_STATUSES,
     build_payload,
+    cart_items,
     customer_block,
     load_carts,
     load_orders,
     recommend_accessories,
 )
+from hub.audience.product_triggers import ProductContext, product_candidates, product_contexts
 from hub.audience.types import AttributeSpec, Prepared
 from hub.audience.variants import assign_variants
+from hub.config._audience import PRODUCT_TRIGGERS
 from hub.db import UTCDateTime, bulk_upsert, is_postgres, one_of
 from hub.delivery.views import customer_views, hub_keys, survivors
 from hub.models import (
@@ -48,6 +53,7 @@ from hub.models import (
     Order,
     OrderLine,
     Product,
+    ProductEvent,
     ProductRelation,
     SegmentChange,
     SegmentMembership,
@@ -79,9 +85,7 @@ _cart: sa.Table = Cart.__table__  # type: ignore[attr-defined]
 _event: sa.Table = Event.__table__  # type: ignore[attr-defined]
 _change: sa.Table = SegmentChange.__table__  # type: ignore[attr-defined]
 _membership: sa.Table = SegmentMembership.__table__  # type: ignore[attr-defined]
-
-#: A cart in one of these states became an order (or was closed): it is not abandoned.
-CLOSED_CART_STATUSES = ("converted", "ordered", "completed")
+_product_event: sa.Table = ProductEvent.__table__  # type: ignore[attr-defined]
 _COLUMNS = ("key", "trigger", "message_type", "customer_id", "ref", "facts", "fired_at", "due_at", "status")
 _DAY = timedelta(days=1)
 
@@ -268,12 +272,6 @@ def _order_placed(
     return rows, {"order_id": _advance(conn, _order, _order.c.placed_at, after, now)}
 
 
-def _cart_items(items: Any) -> list[Mapping[str, Any]]:
-    if isinstance(items, Mapping):
-        items = items.get("items") or items.get("lines") or []
-    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
-
-
 def _cart_abandoned(
     conn: sa.Connection, trigger: TriggerConfig, now: datetime, state: dict[str, Any], where: Any, zone: ZoneInfo
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -301,12 +299,12 @@ def _cart_abandoned(
             *_admitted(owner, where),
         )
     )
-    found = [row for row in conn.execute(query) if _cart_items(row.items_json)]
-    products = _product_groups(conn, {str(item.get("sku")) for row in found for item in _cart_items(row.items_json)})
+    found = [row for row in conn.execute(query) if cart_items(row.items_json)]
+    products = _product_groups(conn, {str(item.get("sku")) for row in found for item in cart_items(row.items_json)})
     wanted = trigger.filter
     rows = []
     for cart_id, customer_id, updated_at, items, total in found:
-        lines = [products.get(str(item.get("sku")), (None, None)) for item in _cart_items(items)]
+        lines = [products.get(str(item.get("sku")), (None, None)) for item in cart_items(items)]
         matching = [
             group
             for group, brand in lines
@@ -569,6 +567,27 @@ def _campaign(
     return rows, {"at": now.isoformat()}
 
 
+def _product_change(
+    conn: sa.Connection, trigger: TriggerConfig, now: datetime, state: dict[str, Any], where: Any, zone: ZoneInfo
+) -> tuple[list[Row], dict[str, Any]]:
+    """``back_in_stock`` and ``price_drop``: product events past the watermark, for the customers who hold the
+    product in a cart or wishlist (:mod:`hub.audience.product_triggers`); one candidate per customer and event."""
+    after = int(state.get("event_id") or 0)
+    rows = [
+        _candidate_row(
+            trigger,
+            found.customer_id,
+            f"product_event:{found.event_id}",
+            str(found.event_id),
+            found.facts,
+            found.at,
+            now,
+        )
+        for found in product_candidates(conn, trigger, now, after, where)
+    ]
+    return rows, {"event_id": _advance(conn, _product_event, _product_event.c.at, after, now)}
+
+
 _FIRE = {
     "order_placed": _order_placed,
     "cart_abandoned": _cart_abandoned,
@@ -579,6 +598,8 @@ _FIRE = {
     "win_back": _win_back,
     "points_expiring": _points_expiring,
     "campaign": _campaign,
+    "back_in_stock": _product_change,
+    "price_drop": _product_change,
 }
 
 
@@ -689,6 +710,14 @@ def prepare_due(
     orders = load_orders(conn, [int(f["order_id"]) for f, on in zip(facts, kinds, strict=True) if on == "order_placed"])
     carts = load_carts(conn, [int(f["cart_id"]) for f, on in zip(facts, kinds, strict=True) if on == "cart_abandoned"])
     bought_since = _orders_after_carts(conn, carts.values())
+    held = product_contexts(
+        conn,
+        {
+            index: (on, prepared[index].customer_id, fact)
+            for index, (fact, on) in enumerate(zip(facts, kinds, strict=True))
+            if on in PRODUCT_TRIGGERS
+        },
+    )
 
     anchors: dict[int, tuple[datetime, list[str]]] = {}
     for index, (fact, on) in enumerate(zip(facts, kinds, strict=True)):
@@ -696,6 +725,8 @@ def prepare_due(
             anchors[index] = (orders[int(fact["order_id"])]["placed_at"], list(fact.get("product_groups") or []))
         elif on == "cart_abandoned" and int(fact["cart_id"]) in carts:
             anchors[index] = (carts[int(fact["cart_id"])]["updated_at"], list(fact.get("product_groups") or []))
+        elif index in held and (anchor := held[index].anchor) is not None:
+            anchors[index] = (anchor, list(fact.get("product_groups") or []))
     window = config.attributes.accessory_window
     purchases: dict[int, list[tuple[datetime, str]]] = {}
     if anchors:
@@ -716,6 +747,8 @@ def prepare_due(
     wants: dict[int, tuple[int, list[str], list[str]]] = {}
     for index, (p, trigger, fact) in enumerate(zip(prepared, triggers, facts, strict=True)):
         error = _source_error(p, trigger, fact, live, views, orders, carts, bought_since)
+        if error is None and index in held:
+            error = held[index].error
         if error is not None:
             errors[index] = error
             continue
@@ -727,6 +760,8 @@ def prepare_due(
         elif trigger.on == "cart_abandoned":
             block["cart"] = carts[int(fact["cart_id"])]
             block["main"] = block["cart"]["items"]
+        elif index in held:
+            block.update(_product_blocks(held[index]))
         blocks[index] = block
         if "main" in block and trigger.accessories > 0:
             groups = set(fact.get("product_groups") or [])
@@ -735,7 +770,7 @@ def prepare_due(
                 for line in block["main"]
                 if line["sku"] and not line["is_accessory"] and (not groups or line["product_group"] in groups)
             ]
-            in_cart = [item["sku"] for item in block["main"] if item["sku"]] if trigger.on == "cart_abandoned" else []
+            in_cart = [item["sku"] for item in block["cart"]["items"] if item["sku"]] if "cart" in block else []
             wants[index] = (p.customer_id, mains, in_cart)
     limit = max((triggers[i].accessories for i in wants), default=0)  # type: ignore[union-attr]
     accessories = recommend_accessories(conn, wants, limit)
@@ -781,6 +816,8 @@ def prepare_due(
             cart=block.get("cart"),
             accessories=accessories[index][: trigger.accessories] if index in accessories else None,
             recommendations=recommendations.get(index),
+            product=block.get("product"),
+            wishlist=block.get("wishlist"),
         )
         keys = hub_keys(views[p.customer_id])
         p.views = {
@@ -788,6 +825,16 @@ def prepare_due(
             for destination, target in targets.items()
         }
     return prepared
+
+
+def _product_blocks(context: ProductContext) -> dict[str, Any]:
+    """The payload blocks of a stock or price candidate: the product, and the cart and/or wishlist holding it."""
+    block: dict[str, Any] = {"product": context.product, "main": context.main}
+    if context.cart is not None:
+        block["cart"] = context.cart
+    if context.wishlist is not None:
+        block["wishlist"] = context.wishlist
+    return block
 
 
 def recommendation_settings(config: HubConfig, trigger: TriggerConfig) -> RecommendationsConfig | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -38,6 +39,8 @@ TRIGGER_EVENTS = (
     "win_back",
     "points_expiring",
     "campaign",
+    "back_in_stock",
+    "price_drop",
 )
 TriggerEvent = Literal[
     "order_placed",
@@ -49,7 +52,11 @@ TriggerEvent = Literal[
     "win_back",
     "points_expiring",
     "campaign",
+    "back_in_stock",
+    "price_drop",
 ]
+#: The triggers that fire on a product's stock or price change, for the customers who hold it.
+PRODUCT_TRIGGERS = ("back_in_stock", "price_drop")
 Priority = Literal["transactional", "triggered", "campaign"]
 #: Highest first: a lower-priority message yields its slot to a higher one.
 PRIORITIES: tuple[Priority, ...] = ("transactional", "triggered", "campaign")
@@ -103,6 +110,7 @@ SegmentName = Annotated[str, AfterValidator(_known_segment)]
 DestinationName = Annotated[str, AfterValidator(_known_connector)]
 _LoaderName = Annotated[SkipJsonSchema[str], BeforeValidator(_set_by_loader)]
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
+_DROP = re.compile(r"^(\d+(?:\.\d+)?)\s*(%)?$")
 #: ``from:`` value that asks no connector: the built-in recommender answers.
 BUILTIN = "builtin"
 
@@ -205,6 +213,42 @@ class Branch(BaseModel):
     name: Annotated[str, AfterValidator(_check_name)]
     when: BranchExpression | None = None
     to: dict[DestinationName, TriggerTarget] = {}
+
+
+class MinDrop(BaseModel):
+    """The least price drop that fires ``price_drop``: a share of the old price (``10%``) or an amount (``100``)."""
+
+    model_config = _BLOCK
+
+    value: float = Field(ge=0)
+    percent: bool = False
+
+    def reached(self, old: Decimal, new: Decimal) -> bool:
+        """True when the drop from ``old`` to ``new`` is a drop and at least this large (exactly, in decimals)."""
+        drop = old - new
+        if drop <= 0:
+            return False
+        wanted = Decimal(str(self.value))
+        return drop * 100 >= old * wanted if self.percent else drop >= wanted
+
+
+def _parse_drop(value: Any) -> Any:
+    """``10%`` (of the old price), ``100`` or ``"99.5"`` (an amount in the product's currency)."""
+    if isinstance(value, MinDrop | dict):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"value": value}
+    found = _DROP.match(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError("use a share of the old price or an amount: 10%, 100")
+    return {"value": float(found.group(1)), "percent": found.group(2) == "%"}
+
+
+_MinDrop = Annotated[
+    MinDrop,
+    BeforeValidator(_parse_drop),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DROP.pattern}]}),
+]
 
 
 def _parse_seconds(value: Any) -> Any:
@@ -327,9 +371,32 @@ class TriggerConfig(BaseModel):
     recommendations: RecommendationsConfig | None = Field(
         default=None, description="a recommendations block in the payload (default: recommend.triggers)"
     )
+    from_: list[Literal["cart", "wishlist"]] = Field(
+        default=["cart", "wishlist"],
+        alias="from",
+        min_length=1,
+        description="back_in_stock/price_drop: fire for customers with the product in an abandoned cart, on a "
+        "wishlist, or both",
+    )
+    cart_max_age: _Duration = Field(
+        default=timedelta(days=30),
+        description="back_in_stock/price_drop: only carts last changed this long before the product's change",
+    )
+    min_drop: _MinDrop = Field(
+        default="5%",
+        validate_default=True,
+        description="price_drop: the least drop that fires: a share of the old price (10%) or an amount (100)",
+    )
 
     @model_validator(mode="after")
     def _fits_event(self) -> TriggerConfig:
+        for field_name, key, kinds in (
+            ("from_", "from", PRODUCT_TRIGGERS),
+            ("cart_max_age", "cart_max_age", PRODUCT_TRIGGERS),
+            ("min_drop", "min_drop", ("price_drop",)),
+        ):
+            if field_name in self.model_fields_set and self.on not in kinds:
+                raise ValueError(f"{key}: is for {' and '.join(kinds)} triggers, not {self.on}")
         if self.on in ("segment_entered", "segment_left", "campaign") and self.segment is None:
             raise ValueError(f"a {self.on} trigger needs segment:")
         if self.on == "campaign" and self.schedule is None:

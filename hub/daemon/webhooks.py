@@ -33,6 +33,7 @@ import sqlalchemy as sa
 import structlog
 
 from hub.connectors import Source
+from hub.engine.deletions import DeletionKeys, deletion_keys
 from hub.engine.map import map_batch
 from hub.engine.rejects import RejectRow, fingerprint, save_rejects
 from hub.engine.run import identity_rules, load_mapped
@@ -138,6 +139,7 @@ class WebhookIntake:
         self._write = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
+        self._deletions: dict[tuple[str, str], DeletionKeys] = {}
 
     def receiver(self, name: str) -> WebhookReceiver | None:
         """The connector ``name`` if it is an enabled source that takes webhooks, else None (answer 404)."""
@@ -229,7 +231,9 @@ class WebhookIntake:
             for (connector, stream), members in groups.items():
                 owner = {id(record): job for job in members for record in job.records}
                 records = [record for job in members for record in job.records]
-                mapped = map_batch(self.hub.mapping(connector, stream), records)
+                if (connector, stream) not in self._deletions:
+                    self._deletions[connector, stream] = deletion_keys(self.hub, connector, stream)
+                mapped = map_batch(self.hub.mapping(connector, stream), records, self._deletions[connector, stream])
                 outcome = load_mapped(
                     conn, mapped, connector=connector, stream=stream, rules=self.rules, now=now, run_id=None
                 )
@@ -237,7 +241,8 @@ class WebhookIntake:
                     payloads = [r.payload for r in outcome.rejects if owner.get(id(r.payload)) is job]
                     result = results[id(job)]
                     result.rejected = len(payloads)
-                    result.loaded = result.read - result.rejected
+                    tombstones = sum(1 for t in mapped.tombstones if owner.get(id(t.raw)) is job)
+                    result.loaded = result.read - result.rejected - tombstones
                     if payloads:
                         result.reject_ids = _reject_ids(conn, connector, stream, payloads)
         for job in jobs:

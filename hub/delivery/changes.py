@@ -272,7 +272,7 @@ class _Pass:
                     .join(_customer, _customer.c.id == _state.c.customer_id)
                     .where(
                         _state.c.destination == self.name,
-                        _customer.c.merged_into.is_not(None),
+                        sa.or_(_customer.c.merged_into.is_not(None), _customer.c.erased_at.is_not(None)),
                         _state.c.customer_id > after,
                     )
                     .order_by(_state.c.customer_id)
@@ -310,7 +310,7 @@ class _Pass:
         is already the survivor's needs no delete. Only a second, different contact is deleted. Returns the rows
         still to delete and ``{survivor: remote id}`` to record.
         """
-        with_remote = [row for row in rows if row[1]]
+        with_remote = [row for row in rows if row[1] and row[3] is not None]  # an erased customer has no survivor
         if not with_remote:
             return list(rows), {}
         survivor_of = survivors(conn, [row[3] for row in with_remote])
@@ -326,7 +326,7 @@ class _Pass:
         keep: list[Any] = []
         for row in rows:
             _, remote_id, _, merged_into = row
-            survivor = survivor_of.get(merged_into, merged_into) if remote_id else None
+            survivor = survivor_of.get(merged_into, merged_into) if remote_id and merged_into is not None else None
             current = adopted.get(survivor) or known.get(survivor) if survivor is not None else None
             if survivor is not None and current is None:
                 adopted[survivor] = remote_id
@@ -366,7 +366,7 @@ class _Pass:
     def _candidates(self, conn: sa.Connection, since: datetime | None, after: int) -> list[int]:
         """The next batch of live customers (by id) touched since ``since``, or of all of them."""
         c = _customer.c
-        query = sa.select(c.id).where(c.merged_into.is_(None), c.id > after)
+        query = sa.select(c.id).where(c.merged_into.is_(None), c.erased_at.is_(None), c.id > after)
         if since is not None:
             query = query.where(
                 sa.or_(

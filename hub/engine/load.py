@@ -2,6 +2,9 @@
 
 Every statement is an ``INSERT ... ON CONFLICT`` over the batch (through :func:`hub.db.bulk_upsert`), so loading
 the same batch twice changes nothing: that is what makes crash-resume and re-runs safe.
+
+An upsert writes every column of the entity's table, ``product.deleted_at`` included, which no mapping sets: a
+product a source reported deleted (:mod:`hub.engine.deletions`) is no longer deleted once a source loads it again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 
 from hub.db import bulk_upsert, one_of, select_ids
 from hub.engine.consent import apply_consents
-from hub.models import Cart, Event, Order, OrderLine, Product, ProductRelation, Store
+from hub.models import Cart, Event, Order, OrderLine, Product, ProductRelation, Store, WishlistItem
 from hub.records import Mapped
 
 #: entity -> (table, natural key columns, whether the key includes the source connector)
@@ -27,8 +30,9 @@ _KEYED: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "order": (Order.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
     "cart": (Cart.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
     "event": (Event.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
+    "wishlist_item": (WishlistItem.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
 }
-_WITH_CUSTOMER = {"order", "cart", "event"}
+_WITH_CUSTOMER = {"order", "cart", "event", "wishlist_item"}
 _order: sa.Table = Order.__table__  # type: ignore[attr-defined]
 _order_line: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
 _FALSE_WHEN_MISSING = ("is_return", "is_accessory")  # NOT NULL flags: a missing one is false
@@ -69,7 +73,8 @@ def load_batch(
             else:
                 bucket.extend([(i, row) for row in rows])
 
-    for entity in ("store", "product", "product_relation", "order", "cart", "event"):
+    _record_product_events(conn, by_entity, source=source, now=now)
+    for entity in ("store", "product", "product_relation", "order", "cart", "event", "wishlist_item"):
         items = by_entity.get(entity)
         if items:
             result.rows[entity] = _upsert_entity(conn, entity, items, customer_ids, source=source, now=now)
@@ -130,6 +135,123 @@ def _upsert_entity(
     update = [c for c in names if c not in key]
     bulk_upsert(conn, table, rows, names, conflict=key, update=update, where_changed=True)
     return len(rows)
+
+
+def _record_product_events(
+    conn: sa.Connection, by_entity: dict[str, list[tuple[int, dict[str, Any]]]], *, source: str, now: datetime
+) -> None:
+    """Record a ``product_event`` for each stock or price change of this batch, before its products are written.
+
+    A product row is compared with the stored product (a new product, or a first known value, is no change). A
+    row that gives no ``stock`` or ``in_stock`` keeps the stored value (it is put into the row), since stock often
+    comes from another stream than the catalogue. A ``stock_level`` event (payload ``sku``, ``available``, maybe
+    ``in_stock``) or ``price`` event (``sku``, ``price``) of a known product changes it as a row would, unless it
+    is no newer than the last change recorded for the product. Two reads, one insert and one update per batch.
+    """
+    from hub.models.product_events import PLACES, PRICE, STOCK, ProductEvent, availability
+
+    product: sa.Table = Product.__table__  # type: ignore[attr-defined]
+    product_event: sa.Table = ProductEvent.__table__  # type: ignore[attr-defined]
+    products = by_entity.get("product", [])
+    events = sorted(
+        (
+            (row["at"], i, str(row["payload_json"]["sku"]), row)
+            for i, row in by_entity.get("event", [])
+            if row.get("type") in ("stock_level", "price")
+            and isinstance(row.get("payload_json"), dict)
+            and row["payload_json"].get("sku") not in (None, "")
+        ),
+        key=lambda event: event[:2],
+    )
+    if not products and not events:
+        return
+
+    def number(value: Any) -> Decimal | None:
+        try:
+            parsed = Decimal(str(value)) if value is not None and not isinstance(value, bool) else None
+        except ArithmeticError:
+            return None
+        return parsed if parsed is not None and parsed.is_finite() else None
+
+    skus = sorted({row["sku"] for _, row in products} | {sku for _, _, sku, _ in events})
+    query = sa.select(product.c.sku, product.c.price, product.c.stock, product.c.in_stock)
+    current = {
+        sku: {"price": price, "stock": stock, "in_stock": in_stock}
+        for sku, price, stock, in_stock in conn.execute(query.where(one_of(conn, product.c.sku, skus)))
+    }
+    recorded: dict[tuple[str, str], datetime] = {}
+    if events:
+        last = sa.select(product_event.c.sku, product_event.c.kind, sa.func.max(product_event.c.at)).where(
+            one_of(conn, product_event.c.sku, sorted({sku for _, _, sku, _ in events}))
+        )
+        last = last.group_by(product_event.c.sku, product_event.c.kind)
+        recorded = {(sku, kind): at for sku, kind, at in conn.execute(last)}
+    changes: list[dict[str, Any]] = []
+
+    def differs(old: dict[str, Any], new: dict[str, Any], name: str) -> bool:
+        """Both known and different, amounts as stored (four places): a first value is no change."""
+        a, b = old[name], new[name]
+        if a is None or b is None:
+            return False
+        if isinstance(a, Decimal) and isinstance(b, Decimal):
+            return bool(a.quantize(PLACES) != b.quantize(PLACES))
+        return bool(a != b)
+
+    def change(sku: str, new: dict[str, Any], at: datetime) -> None:
+        old = current.get(sku)
+        current[sku] = new
+        if old is None:
+            return
+        common = {"sku": sku, "at": at, "source": source, "loaded_at": now}
+        if differs(old, new, "price"):
+            prices = {"old_value": old["price"], "new_value": new["price"], "was_available": None, "available": None}
+            changes.append({**common, "kind": PRICE, **prices})
+        if differs(old, new, "stock") or differs(old, new, "in_stock"):
+            stocks = {"old_value": old["stock"], "new_value": new["stock"]}
+            was, is_ = availability(old["stock"], old["in_stock"]), availability(new["stock"], new["in_stock"])
+            changes.append({**common, "kind": STOCK, **stocks, "was_available": was, "available": is_})
+
+    rows_of: dict[str, list[int]] = {}
+    for n, (i, row) in enumerate(products):
+        stored = current.get(row["sku"])
+        kept = {} if stored is None else {k: stored[k] for k in ("stock", "in_stock") if row.get(k) is None}
+        if kept:
+            row = {**row, **kept}
+            products[n] = (i, row)
+        rows_of.setdefault(row["sku"], []).append(n)
+        values = {"price": row.get("price"), "stock": row.get("stock"), "in_stock": row.get("in_stock")}
+        change(row["sku"], values, row.get("updated_at") or now)
+    touched: set[str] = set()
+    for at, _, sku, row in events:
+        kind = STOCK if row["type"] == "stock_level" else PRICE
+        old = current.get(sku)
+        if old is None or ((sku, kind) in recorded and at <= recorded[sku, kind]):
+            continue
+        payload = row["payload_json"]
+        new = dict(old)
+        given = (
+            {"price": number(payload.get("price"))}
+            if kind == PRICE
+            else {
+                "stock": number(payload.get("available", payload.get("quantity"))),
+                "in_stock": payload.get("in_stock") if isinstance(payload.get("in_stock"), bool) else None,
+            }
+        )
+        new.update({name: value for name, value in given.items() if value is not None})
+        change(sku, new, at)
+        touched.add(sku)
+    updates = []
+    for sku in sorted(touched):
+        for n in rows_of.get(sku, ()):
+            i, row = products[n]
+            products[n] = (i, {**row, **current[sku]})
+        if sku not in rows_of:
+            updates.append({"_sku": sku, **{f"_{name}": value for name, value in current[sku].items()}})
+    if updates:
+        values = {name: sa.bindparam(f"_{name}") for name in ("price", "stock", "in_stock")}
+        conn.execute(product.update().where(product.c.sku == sa.bindparam("_sku")).values(values), updates)
+    if changes:
+        conn.execute(product_event.insert(), changes)
 
 
 def _upsert_lines(

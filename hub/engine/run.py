@@ -1,7 +1,8 @@
 """One sync run: for each stream of each source, extract -> map -> resolve -> load, one transaction per batch.
 
-The cursor, the rows, the rejects and the run's counters of a batch are committed together, so a process killed
-at any moment resumes from the last committed batch with nothing lost and nothing doubled.
+The cursor, the rows, the rejects, the deletions the batch's tombstones name (:mod:`hub.engine.deletions`) and the
+run's counters of a batch are committed together, so a process killed at any moment resumes from the last
+committed batch with nothing lost and nothing doubled.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 
 from hub.connectors import Source
+from hub.engine.deletions import apply_deletions, deletion_keys
 from hub.engine.load import load_batch
 from hub.engine.map import MapResult, map_batch
 from hub.engine.rejects import RejectRow, save_rejects
@@ -48,6 +50,8 @@ class StreamResult:
     rejected: int = 0
     created: int = 0
     merges: int = 0
+    deleted: int = 0  # tombstones that deleted (or unlinked, or marked) what this source had loaded
+    deletions_ignored: int = 0  # tombstones naming nothing this source holds: never loaded, or already deleted
     seconds: float = 0.0
     error: str | None = None
     unknown_fields: set[str] = field(default_factory=set)
@@ -67,6 +71,10 @@ class RunSummary:
     @property
     def records_read(self) -> int:
         return sum(s.read for s in self.streams)
+
+    @property
+    def records_deleted(self) -> int:
+        return sum(s.deleted for s in self.streams)
 
 
 def identity_rules(hub: Hub) -> IdentityRules:
@@ -109,6 +117,7 @@ class SyncEngine:
         source = self.hub.connector(connector)
         assert isinstance(source, Source)
         mapping = self.hub.mapping(connector, stream)
+        deletions = deletion_keys(self.hub, connector, stream)
         engine = self.hub.engine
         result = StreamResult(connector=connector, stream=stream, run_id=self._start_run(connector, stream))
         bound = log.bind(connector=connector, stream=stream, run_id=result.run_id)
@@ -120,7 +129,7 @@ class SyncEngine:
                 self.progress(connector, stream, 0)
             for batch in source.read(stream, cursor):
                 now = datetime.now(UTC)
-                mapped = map_batch(mapping, batch.records)
+                mapped = map_batch(mapping, batch.records, deletions)
                 with engine.begin() as conn:
                     outcome = load_mapped(
                         conn,
@@ -134,9 +143,11 @@ class SyncEngine:
                     result.batches += 1
                     result.read += len(batch.records)
                     result.rejected += len(outcome.rejects)
-                    result.loaded += len(batch.records) - len(outcome.rejects)
+                    result.loaded += len(batch.records) - len(outcome.rejects) - len(mapped.tombstones)
                     result.created += outcome.created
                     result.merges += outcome.merges
+                    result.deleted += outcome.deleted
+                    result.deletions_ignored += outcome.deletions_ignored
                     result.unknown_fields |= mapped.unknown_fields
                     self._save_progress(conn, result, batch.cursor, now)
                 if self.progress:
@@ -156,6 +167,8 @@ class SyncEngine:
             loaded=result.loaded,
             rejected=result.rejected,
             merges=result.merges,
+            deleted=result.deleted,
+            deletions_ignored=result.deletions_ignored,
             seconds=round(result.seconds, 2),
         )
         return result
@@ -213,6 +226,8 @@ class SyncEngine:
                 records_rejected=result.rejected,
                 customers_created=result.created,
                 merges=result.merges,
+                records_deleted=result.deleted,
+                deletions_ignored=result.deletions_ignored,
             )
         )
 
@@ -247,11 +262,14 @@ def _batch_friendly_gc() -> Iterator[None]:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What :func:`load_mapped` did with one mapped batch: the rejects it saved, customers created, merges."""
+    """What :func:`load_mapped` did with one mapped batch: the rejects it saved, customers created, merges, and
+    its tombstones that deleted something or were ignored."""
 
     rejects: list[RejectRow]
     created: int
     merges: int
+    deleted: int = 0
+    deletions_ignored: int = 0
 
 
 def load_mapped(
@@ -264,9 +282,10 @@ def load_mapped(
     now: datetime,
     run_id: int | None,
 ) -> BatchOutcome:
-    """Resolve, load and file the rejects of one mapped batch in the caller's transaction.
+    """Resolve and load one mapped batch, apply its tombstones and file its rejects, in the caller's transaction.
 
-    The one path a record takes into the model, whether it came in a sync's batch or in a webhook.
+    The one path a record takes into the model, whether it came in a sync's batch or in a webhook. Deletions come
+    after the records: a tombstone the batch's later record supersedes was already left out by ``map_batch``.
     """
     rejects = list(mapped.rejects)
     resolved = resolve_batch(
@@ -277,9 +296,23 @@ def load_mapped(
         conn, mapped.mapped, resolved.customer_ids, source=connector, now=now, skip=set(resolved.rejected)
     )
     rejects += [_reject(mapped, i, "load", reasons) for i, reasons in loaded.rejected.items()]
+    applied = apply_deletions(conn, mapped.deletions, mapped.tombstones, source=connector, now=now)
+    if mapped.tombstones and mapped.deletions is None:
+        log.warning(
+            "tombstones ignored: map_batch was given no DeletionKeys",
+            connector=connector,
+            stream=stream,
+            tombstones=len(mapped.tombstones),
+        )
     if rejects:
         save_rejects(conn, rejects, run_id=run_id, connector=connector, stream=stream, now=now)
-    return BatchOutcome(rejects=rejects, created=resolved.created, merges=resolved.merges)
+    return BatchOutcome(
+        rejects=rejects,
+        created=resolved.created,
+        merges=resolved.merges,
+        deleted=applied.deleted,
+        deletions_ignored=applied.ignored,
+    )
 
 
 def _reject(mapped: Any, index: int, stage: str, reasons: list[str]) -> RejectRow:

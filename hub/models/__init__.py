@@ -13,10 +13,11 @@ from hub.models.audience import (
     SegmentState,
     VariantAssignment,
 )
-from hub.models.commerce import Cart, Order, OrderLine, Product, ProductRelation, Store
+from hub.models.commerce import Cart, Order, OrderLine, Product, ProductRelation, Store, WishlistItem
 from hub.models.customer import Consent, ConsentEvent, Customer, CustomerMerge, Identity
 from hub.models.delivery import DestinationState, Message, OutboundState, OutboxAudit
 from hub.models.engagement import Event
+from hub.models.product_events import ProductEvent
 from hub.models.recommend import ProductFollowup
 from hub.models.runs import Reject, SyncRun, SyncState
 
@@ -41,6 +42,7 @@ __all__ = [
     "OutboundState",
     "OutboxAudit",
     "Product",
+    "ProductEvent",
     "ProductFollowup",
     "ProductRelation",
     "Reject",
@@ -52,4 +54,5 @@ __all__ = [
     "SyncRun",
     "SyncState",
     "VariantAssignment",
+    "WishlistItem",
 ]

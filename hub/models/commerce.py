@@ -1,4 +1,4 @@
-"""Stores, products and their relations, orders and their lines, carts."""
+"""Stores, products and their relations, orders and their lines, carts, wishlists."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ class Product(SQLModel, table=True):
     brand: str | None = None
     price: Decimal | None = Field(default=None, sa_type=Money)
     is_accessory: bool = False
+    #: Units available to sell (all locations), and the source's own in-stock flag; either may be unknown.
+    #: A load that does not give them keeps the stored ones: stock often comes from another stream than the
+    #: catalogue (Shopify's inventory levels, an ERP's stock). Changes are ``product_event`` rows.
+    stock: Decimal | None = Field(default=None, sa_type=Money)
+    in_stock: bool | None = None
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: A source reported the product deleted (:mod:`hub.engine.deletions`); a later load of it clears this.
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -112,4 +117,21 @@ class Cart(SQLModel, table=True):
     total: Decimal | None = Field(default=None, sa_type=Money)
     status: str | None = None
     items_json: list[Any] | dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WishlistItem(SQLModel, table=True):
+    """A product a customer saved for later, unique per (source connector, external id); ``removed_at`` set
+    when the source says it left the list. The stock and price triggers read it as they read carts."""
+
+    __tablename__ = "wishlist_item"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_wishlist_item_source_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    sku: str = Field(index=True)
+    added_at: datetime = Field(sa_type=UTCDateTime)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     loaded_at: datetime = Field(sa_type=UTCDateTime)

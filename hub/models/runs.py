@@ -42,6 +42,9 @@ class SyncRun(SQLModel, table=True):
     records_rejected: int = 0
     customers_created: int = 0
     merges: int = 0
+    #: Tombstones that deleted what the source had loaded, and those naming nothing it holds (see hub.engine.deletions).
+    records_deleted: int = 0
+    deletions_ignored: int = 0
     error: str | None = None
 
 

@@ -17,9 +17,10 @@ A source plugin's test module subclasses it and points it at its connector type 
 It then checks, over real loopback HTTP: the settings schema; ``check()`` in plain words for good and bad
 credentials; a full read across pages; a second read from the saved cursor returning only what changed; records
 that share the cursor's last timestamp neither lost nor repeated; a record changed during a read arriving; reported
-deletions; the API's own throttle answer and a proxy's 429 honoured; 5xx retried; a sync killed after a committed
-batch resuming there (through a real ``Hub``, ``SyncEngine`` and SQLite); a malformed record becoming one reject
-with its raw payload while the rest of its page loads; and all of it again under ``transient_faults``.
+deletions read as tombstones once and, through the engine, deleted from the model; the API's own throttle answer
+and a proxy's 429 honoured; 5xx retried; a sync killed after a committed batch resuming there (through a real
+``Hub``, ``SyncEngine`` and SQLite); a malformed record becoming one reject with its raw payload while the rest of
+its page loads; and all of it again under ``transient_faults``.
 
 **The emulator control API.** Every source emulator serves these under ``/_emulator/`` (never faulted), so the
 contract can change the remote data between and during reads. ``stream`` is the source's stream name, keys are
@@ -46,7 +47,8 @@ its own control (the files source: a drop folder); the HTTP checks then skip, sa
 
 **What a source yields.** Bad data as an error record, ``{"_error": "<why>", "_raw": "<the payload as received>"}``,
 never an exception and never a drop. A deletion its API reports as a tombstone, ``{"_deleted": True, <key>: ...}``,
-once. Cursors that resume exactly after their batch: boundary records are not yielded again.
+once; the engine applies it (:mod:`hub.engine.deletions`). Cursors that resume exactly after their batch: boundary
+records are not yielded again.
 """
 
 from __future__ import annotations
@@ -466,15 +468,40 @@ class SourceContract:
                 everywhere = self.no_deletions.get("*")
                 why = everywhere or "; ".join(f"{s}: {self.no_deletions[s]}" for s in streams)
                 pytest.skip(f"the {self.source_type.type} source reads no deletions: {why}")
+            created: dict[str, list[str]] = {}
             for stream in reporting:
-                created = self._seed(control, stream, self._many)
+                created[stream] = self._seed(control, stream, self._many)
                 cursor = self._read(source, stream).cursor
-                control.delete(stream, created[2], at=at(600))
+                control.delete(stream, created[stream][2], at=at(600))
                 second = self._read(source, stream, cursor)
                 tombstones = [self.key_of(stream, r) for r in second.records if r.get("_deleted")]
-                assert tombstones == [created[2]], f"{stream}: expected one tombstone for {created[2]}"
+                assert tombstones == [created[stream][2]], f"{stream}: expected one tombstone for {created[stream][2]}"
                 third = self._read(source, stream, second.cursor or cursor)
                 assert not [r for r in third.records if r.get("_deleted")], f"{stream}: the tombstone came twice"
+        self._deletions_reach_the_model(contract_remote, created)
+
+    def _deletions_reach_the_model(self, remote: Remote, created: Mapping[str, list[str]]) -> None:
+        """Through the engine: a record deleted remotely is deleted from the model (its generic mapping's event row)
+        by the next sync, once; the tombstone of a record the hub never loaded is ignored, not rejected."""
+        with self._hub(remote) as (hub, _):
+            for stream, keys in created.items():
+                first = SyncEngine(hub).sync_stream(CONNECTOR, stream)
+                assert first.status == "succeeded", first.error
+                assert (first.rejected, first.deleted) == (0, 0), (
+                    f"{stream}: a first sync after {keys[2]} was deleted rejected {first.rejected} and deleted "
+                    f"{first.deleted} records; a tombstone for a record never loaded is ignored"
+                )
+                held = _event_keys(hub, stream)
+                victim = keys[3]
+                assert victim in held and keys[2] not in held, f"{stream}: the first sync did not load {victim} alone"
+                remote.control.delete(stream, victim, at=at(700))
+                second = SyncEngine(hub).sync_stream(CONNECTOR, stream)
+                assert second.status == "succeeded", second.error
+                assert second.deleted == 1, f"{stream}: the sync after {victim} was deleted deleted {second.deleted}"
+                assert _event_keys(hub, stream) == held - {victim}, f"{stream}: {victim} is still in the model"
+                third = SyncEngine(hub).sync_stream(CONNECTOR, stream)
+                assert third.status == "succeeded", third.error
+                assert third.deleted == 0 and _event_keys(hub, stream) == held - {victim}, stream
 
     # -------------------------------------------------------------------------------------- HTTP failures
 
@@ -671,6 +698,12 @@ def _events(hub: Hub, stream: str) -> int:
     with hub.engine.connect() as conn:
         query = sa.text("SELECT count(*) FROM event WHERE source = :c AND type = :t")
         return int(conn.execute(query, {"c": CONNECTOR, "t": f"contract:{stream}"}).scalar_one())
+
+
+def _event_keys(hub: Hub, stream: str) -> set[str]:
+    with hub.engine.connect() as conn:
+        query = sa.text("SELECT external_id FROM event WHERE source = :c AND type = :t")
+        return set(conn.execute(query, {"c": CONNECTOR, "t": f"contract:{stream}"}).scalars())
 
 
 def _reject_payloads(hub: Hub, stream: str) -> list[str]:

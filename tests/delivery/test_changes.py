@@ -288,6 +288,25 @@ def test_a_customer_merged_away_gets_a_delete_with_its_remote_id_and_its_state_g
     assert enqueue_changes(hub, "crm", now=MUCH_LATER + timedelta(hours=1)).enqueued == 0
 
 
+def test_an_erased_customer_gets_one_delete_and_is_never_upserted_again(make_hub):
+    hub = make_hub()
+    three_customers(hub)
+    enqueue_changes(hub, "crm", now=LATER)
+    with hub.engine.begin() as conn:
+        conn.execute(message_t.update().values(status="sent"))
+        conn.execute(sa.text("UPDATE outbound_state SET remote_id = 'R-' || customer_id"))
+        # A source reported the person deleted and no other source knows them (hub.engine.deletions).
+        conn.execute(sa.text("UPDATE customer SET erased_at = :at, first_name = 'changed' WHERE id = 2"), {"at": LATER})
+    summary = enqueue_changes(hub, "crm", now=MUCH_LATER)
+    assert summary.counts["contact_delete"] == 1
+    (delete,) = messages(hub, kind="contact_delete")
+    assert (delete.customer_id, delete.remote_ref) == (2, "R-2")
+    assert delete.payload["_hub"]["merged_into"] is None
+    assert [m.kind for m in messages(hub, customer_id=2)] == ["contact_upsert", "contact_delete"]
+    assert 2 not in states(hub)
+    assert enqueue_changes(hub, "crm", now=MUCH_LATER + timedelta(hours=1)).enqueued == 0
+
+
 def test_a_survivor_without_a_contact_adopts_the_merged_customers_instead_of_a_delete(make_hub):
     hub = make_hub()
     three_customers(hub)
