@@ -186,11 +186,27 @@ def _audience(hub: Hub) -> Callable[[], JobOutcome]:
     return run
 
 
-def _deliver(hub: Hub) -> Callable[[], JobOutcome]:
+#: What the real-time pass sends: a contact and the trigger waiting for it. Receipts and segment changes go with
+#: the scheduled pass (minutes later), so each real-time pass is short and the next webhook's trigger goes sooner.
+REALTIME_KINDS = ("contact_delete", "contact_upsert", "trigger")
+
+
+def realtime_jobs(jobs: list[Job], hub: Hub) -> list[Job]:
+    """The audience job and a deliver job limited to :data:`REALTIME_KINDS`, under the same ids (so they share
+    the scheduled runs' locks and never run beside them), for :class:`hub.daemon.webhooks.Realtime`."""
+    picked = []
+    for kind in ("audience", "deliver"):
+        for job in jobs:
+            if job.kind == kind:
+                picked.append(replace(job, run=_deliver(hub, REALTIME_KINDS)) if kind == "deliver" else job)
+    return picked
+
+
+def _deliver(hub: Hub, kinds: tuple[str, ...] | None = None) -> Callable[[], JobOutcome]:
     def run() -> JobOutcome:
         from hub.delivery.dispatcher import deliver
 
-        summary = deliver(hub)
+        summary = deliver(hub, kinds=kinds)
         problems = [
             f"{name}: {s.error or f'paused ({s.paused_reason})'}"
             for name, s in summary.destinations.items()

@@ -24,7 +24,7 @@ import structlog
 from apscheduler.schedulers.base import STATE_RUNNING
 
 from hub.daemon.http import HttpServer, Readiness, Webhooks, make_app
-from hub.daemon.jobs import Job, JobBoard, build_jobs, in_order, run_job
+from hub.daemon.jobs import Job, JobBoard, build_jobs, in_order, realtime_jobs, run_job
 from hub.daemon.lock import SchedulerLeadership, cluster_job_lock
 from hub.daemon.metrics import DaemonMetrics
 from hub.daemon.scheduler import last_runs, leader_only, make_scheduler, step_down, take_over
@@ -63,7 +63,7 @@ class Daemon:
         self._job_locks = {job.id: threading.Lock() for job in self.jobs}
         #: Audience then delivery, run at once after a webhook loaded something (see :class:`Realtime`).
         self.realtime = Realtime(
-            [job for kind in ("audience", "deliver") for job in self.jobs if job.kind == kind],
+            realtime_jobs(self.jobs, hub),
             self._run_when_free,
             self.stopping,
         )

@@ -15,7 +15,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,9 +109,12 @@ def deliver(
     *,
     progress: Progress | None = None,
     dry_run: bool = False,
+    kinds: Sequence[str] | None = None,
 ) -> DeliverySummary:
     """One delivery pass: recover stale in-flight rows, enqueue changes, dispatch due rows; destinations run
-    concurrently. ``dry_run`` sends and writes nothing and fills each summary's ``planned`` counts instead."""
+    concurrently. ``dry_run`` sends and writes nothing and fills each summary's ``planned`` counts instead.
+    ``kinds`` limits what is sent (not what is enqueued): the daemon's real-time pass sends contacts and
+    triggers, and leaves purchase history to the scheduled pass, so the next real-time pass starts sooner."""
     started = time.perf_counter()
     names = _destination_names(hub, destinations)
     summary = DeliverySummary(destinations={n: DestinationSummary(n) for n in names}, dry_run=dry_run)
@@ -123,7 +126,7 @@ def deliver(
     summary.recovered = recover_stale(hub, names)
     for name in names:
         summary[name].enqueued = _enqueue(hub, name)
-    runs = [_DestinationRun(hub, name, summary[name], progress) for name in names]
+    runs = [_DestinationRun(hub, name, summary[name], progress, kinds) for name in names]
     threads = [threading.Thread(target=run.run, name=f"deliver:{run.name}", daemon=True) for run in runs]
     for thread in threads:
         thread.start()
@@ -229,8 +232,16 @@ def plan(hub: Hub, name: str) -> dict[str, int]:
 class _DestinationRun:
     """One destination's part of a pass, on its own thread with its own pool of ``concurrency`` senders."""
 
-    def __init__(self, hub: Hub, name: str, summary: DestinationSummary, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        name: str,
+        summary: DestinationSummary,
+        progress: Progress | None,
+        kinds: Sequence[str] | None = None,
+    ) -> None:
         self.hub = hub
+        self.kinds = tuple(kind for kind in KIND_ORDER if kinds is None or kind in kinds)
         self.name = name
         self.summary = summary
         self.progress = progress
@@ -301,7 +312,7 @@ class _DestinationRun:
     def _dispatch(self) -> None:
         due = _now()
         with self.hub.engine.connect() as conn:
-            self.total = outbox.count_due(conn, self.name, due)
+            self.total = outbox.count_due(conn, self.name, due, self.kinds)
         self._report()
         if not self.total:
             return
@@ -336,7 +347,7 @@ class _DestinationRun:
     def _claim_next(self, due: datetime, empty: set[str]) -> list[Claimed]:
         """The next chunk, of the first kind (in :data:`KIND_ORDER`) with due rows. A kind found empty stays empty
         for the pass (rows rescheduled in it are due later), except those waiting for their contact."""
-        for kind in KIND_ORDER:
+        for kind in self.kinds:
             if kind in empty:
                 continue
             size = self._batch_size(kind)

@@ -439,15 +439,14 @@ def oldest_pending(conn: sa.Connection) -> dict[str, datetime]:
     return {r[0]: r[1] for r in rows if r[1] is not None}
 
 
-def count_due(conn: sa.Connection, destination: str, due: datetime) -> int:
+def count_due(conn: sa.Connection, destination: str, due: datetime, kinds: Sequence[str] | None = None) -> int:
     m = MESSAGE
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(
-                m.c.destination == destination, m.c.status == "pending", m.c.next_attempt_at <= due
-            )
-        ).scalar_one()
+    query = sa.select(sa.func.count()).where(
+        m.c.destination == destination, m.c.status == "pending", m.c.next_attempt_at <= due
     )
+    if kinds is not None:
+        query = query.where(m.c.kind.in_(list(kinds)))
+    return int(conn.execute(query).scalar_one())
 
 
 def pending_plan(conn: sa.Connection, destination: str) -> dict[str, int]:

@@ -300,3 +300,14 @@ def test_summary_counts_requests_and_rate(env):
     summary = deliver(env.hub)["dest"]
     assert summary.requests == 2  # batches of 4
     assert summary.total_sent == 8 and summary.elapsed > 0 and summary.requests_per_second > 0
+
+
+def test_a_pass_limited_to_some_kinds_leaves_the_others_pending_for_the_next_pass(env):
+    contact = env.enqueue("contact_upsert", customer_id=7)
+    trigger = env.enqueue("trigger", customer_id=7)
+    order = env.enqueue("order", customer_id=7)
+    summary = deliver(env.hub, kinds=("contact_upsert", "trigger"))
+    assert env.statuses() == {contact: "sent", trigger: "sent", order: "pending"}
+    assert summary["dest"].sent == {"contact_upsert": 1, "trigger": 1}
+    deliver(env.hub)
+    assert env.statuses()[order] == "sent"
