@@ -22,6 +22,7 @@ see the same values whichever path wrote a row. ``None`` is SQL NULL for every c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -143,22 +144,48 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
 
 
 class _SQLiteEngine(Engine):
-    """An engine whose ``begin()`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``).
+    """An engine whose ``begin()`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``), writers of one
+    process queueing on a Python lock first.
 
     ``engine.begin()`` is how hub writes. A deferred ``BEGIN`` that reads, then writes after another connection
     committed, fails at once with ``SQLITE_BUSY_SNAPSHOT`` (the busy timeout does not apply): under the daemon's
     concurrent jobs and webhooks that made passes fail. Taking the lock first makes writers queue instead. Reads
     (``engine.connect()``) stay deferred and never wait, as WAL allows.
+
+    SQLite's busy handler polls, sleeping up to 100 ms between tries, so under a steady stream of short writes
+    (webhooks every 20 ms) a waiting writer keeps missing the free moments and waits for hundreds of
+    milliseconds. Writers of this process therefore wait on :func:`_writer_lock` first, which hands over at
+    once; another process (the CLI beside the daemon) still meets the busy timeout.
     """
 
     __slots__ = ()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.connect() as conn:
-            conn.execution_options(hub_sqlite_begin="BEGIN IMMEDIATE")
-            with conn.begin():
-                yield conn
+        lock = _writer_lock(self.url.database or "")
+        held = lock.acquire(timeout=_WRITER_WAIT)  # past the busy timeout, SQLite decides (and names the error)
+        try:
+            with self.connect() as conn:
+                conn.execution_options(hub_sqlite_begin="BEGIN IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        finally:
+            if held:
+                lock.release()
+
+
+#: How long a writer waits for this process's other writers: SQLite's own busy timeout.
+_WRITER_WAIT = 30.0
+_writer_locks: dict[str, threading.RLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.RLock:
+    """The write queue of one database file in this process (reentrant: a nested ``begin()`` on the same thread
+    meets SQLite's own lock, as it always did)."""
+    key = database if database in ("", ":memory:") else str(Path(database).resolve())
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.RLock())
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     func,
     select,
     text,
@@ -487,3 +489,47 @@ def test_one_of_matches_integer_and_text_values_passed_as_one_parameter(engine: 
         by_id = conn.execute(select(items.c.sku).where(one_of(conn, items.c.id, ids))).scalars().all()
     assert sorted(found) == sorted(keys[::7])
     assert sorted(by_id) == sorted(keys[:5])
+
+
+def test_writers_of_one_process_queue_in_hub_before_sqlite(tmp_path):
+    """SQLite's busy handler polls (sleeping up to 100 ms), so a writer waiting there misses free moments;
+    writers of one process wait on hub's lock instead, and only the one holding it emits BEGIN IMMEDIATE."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    first, second = make_engine(url), make_engine(url)  # two engines on one file share the queue
+    begins: list[str] = []
+
+    def record_begin(conn, cursor, statement, *args) -> None:  # before SQLite sees it (and may block in it)
+        if statement.startswith("BEGIN"):
+            begins.append(threading.current_thread().name)
+
+    for engine in (first, second):
+        event.listen(engine, "before_cursor_execute", record_begin)
+    for engine in (first, second):
+        with engine.connect():  # connected (the pragmas run) before the race: only BEGIN is left to wait
+            pass
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.begin():
+            inside.set()
+            release.wait(5)
+
+    def wait_then_write() -> None:
+        with second.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        done.set()
+
+    holder = threading.Thread(target=hold, name="holder")
+    holder.start()
+    assert inside.wait(5)
+    waiter = threading.Thread(target=wait_then_write, name="waiter")
+    waiter.start()
+    time.sleep(0.2)
+    assert begins == ["holder"] and not done.is_set()
+    release.set()
+    assert done.wait(5)
+    holder.join(5)
+    waiter.join(5)
+    assert begins == ["holder", "waiter"]
+    first.dispose()
+    second.dispose()
