@@ -255,10 +255,12 @@ class _DestinationRun:
         # Final outcomes of at-least-once kinds are written in groups: one transaction per message would make
         # SQLite's single writer the bottleneck. A crash loses at most one group's bookkeeping, never a message:
         # those rows are still in flight, and recovery re-sends them as uncertain, which these kinds allow.
-        self._buffer: list[tuple[list[RowUpdate], list[tuple[int, str | None]], datetime]] = []
+        self._buffer: list[tuple[list[RowUpdate], list[tuple[int, str | None]], datetime, str]] = []
         self._buffered = 0
         self._flushed_at = time.monotonic()
         self._flush_lock = threading.Lock()
+        # Writes of contact outcomes so far: rows waiting for their contact may be claimable after one.
+        self._contacts_recorded = 0
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -317,7 +319,7 @@ class _DestinationRun:
         if not self.total:
             return
         concurrency = self.config.concurrency
-        empty: set[str] = set()
+        empty: dict[str, int] = {}
         finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # cheaper than wait() over a set
         outstanding = 0
         # More sender threads than HTTP slots: the transport caps requests in flight at `concurrency`, and a
@@ -344,11 +346,13 @@ class _DestinationRun:
                 self.stop.set()  # batches not started yet put their rows back untouched
                 raise
 
-    def _claim_next(self, due: datetime, empty: set[str]) -> list[Claimed]:
+    def _claim_next(self, due: datetime, empty: dict[str, int]) -> list[Claimed]:
         """The next chunk, of the first kind (in :data:`KIND_ORDER`) with due rows. A kind found empty stays empty
-        for the pass (rows rescheduled in it are due later), except those waiting for their contact."""
+        for the pass (rows rescheduled in it are due later), except those waiting for their contact: they are
+        looked for again once this run has recorded contact outcomes, not after every batch, since each look is a
+        write transaction that webhooks would queue behind."""
         for kind in self.kinds:
-            if kind in empty:
+            if kind in empty and (kind not in WAITS_FOR_CONTACT or empty[kind] == self._contacts_recorded):
                 continue
             size = self._batch_size(kind)
             limit = max(size, min(self.config.claim_size, size * self.config.concurrency * 16))
@@ -364,8 +368,7 @@ class _DestinationRun:
                 )
             if rows:
                 return rows
-            if kind not in WAITS_FOR_CONTACT:
-                empty.add(kind)
+            empty[kind] = self._contacts_recorded
         return []
 
     def _batches(self, rows: list[Claimed]) -> Iterable[list[Claimed]]:
@@ -523,7 +526,7 @@ class _DestinationRun:
                 if o.status == "unknown":
                     update.last_error = f"outcome unknown ({o.body}); at-most-once: parked for review, not re-sent"
             updates.append(update)
-        self._record(updates, refs, now, group=auth is None and self._guarantee(kind) == "at_least_once")
+        self._record(updates, refs, now, kind, group=auth is None and self._guarantee(kind) == "at_least_once")
         with self.lock:
             s = self.summary
             if counts["sent"]:
@@ -540,10 +543,10 @@ class _DestinationRun:
         self._report()
 
     def _record(
-        self, updates: list[RowUpdate], refs: list[tuple[int, str | None]], now: datetime, *, group: bool
+        self, updates: list[RowUpdate], refs: list[tuple[int, str | None]], now: datetime, kind: str, *, group: bool
     ) -> None:
         with self.lock:
-            self._buffer.append((updates, refs, now))
+            self._buffer.append((updates, refs, now, kind))
             self._buffered += len(updates)
             due = not group or self._buffered >= _GROUP_ROWS or time.monotonic() - self._flushed_at >= _GROUP_SECONDS
         if due:
@@ -557,10 +560,13 @@ class _DestinationRun:
                 self._flushed_at = time.monotonic()
             if not buffer:
                 return False
-            updates = [u for group, _, _ in buffer for u in group]
-            refs = [r for _, group, _ in buffer for r in group]
+            updates = [u for group, _, _, _ in buffer for u in group]
+            refs = [r for _, group, _, _ in buffer for r in group]
             with self.hub.engine.begin() as conn:
                 outbox.record(conn, self.name, updates, remote_ids=refs, now=buffer[-1][2])
+            if any(kind == "contact_upsert" for _, _, _, kind in buffer):
+                with self.lock:
+                    self._contacts_recorded += 1
             return True
 
     def _release(self, rows: list[Claimed]) -> None:
@@ -611,6 +617,8 @@ class _DestinationRun:
         with self.hub.engine.begin() as conn:
             outbox.record(conn, self.name, updates, now=now)
         with self.lock:
+            if rows and rows[0].kind == "contact_upsert":
+                self._contacts_recorded += 1  # those now dead no longer hold back their customer's rows
             self.summary.dead += dead
             self.done += dead
         self._report()

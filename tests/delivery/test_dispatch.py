@@ -311,3 +311,24 @@ def test_a_pass_limited_to_some_kinds_leaves_the_others_pending_for_the_next_pas
     assert summary["dest"].sent == {"contact_upsert": 1, "trigger": 1}
     deliver(env.hub)
     assert env.statuses()[order] == "sent"
+
+
+def test_rows_waiting_for_a_contact_are_looked_for_again_only_after_contact_outcomes_are_recorded(env, monkeypatch):
+    from hub.delivery import outbox
+
+    claims: list[str] = []
+    original = outbox.claim
+
+    def counting_claim(conn, destination, kind, **options):
+        claims.append(kind)
+        return original(conn, destination, kind, **options)
+
+    monkeypatch.setattr(outbox, "claim", counting_claim)
+    contacts = [env.enqueue("contact_upsert", customer_id=i) for i in range(8)]
+    triggers = [env.enqueue("trigger", customer_id=i) for i in range(40)]
+    summary = deliver(env.hub)["dest"]
+    assert set(env.statuses().values()) == {"sent"} and summary.sent == {"contact_upsert": 8, "trigger": 40}
+    sent = env.script().sent_keys()
+    assert max(sent.index(c) for c in contacts) < min(sent.index(t) for t in triggers)
+    # Each claim is a write transaction: forty one-row trigger batches must not make forty more of them.
+    assert claims.count("trigger") <= 4
