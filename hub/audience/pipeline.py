@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     from hub.app import Hub
     from hub.connectors import Destination
 
-#: A load transaction that was open when the last compute started wrote rows older than its watermark.
+#: A load transaction that was open when the last compute started wrote rows older than its watermark: every
+#: compute looks back ``QUICK_OVERLAP`` (webhook loads are that short), and a sweep, at most every ``SWEEP_EVERY``,
+#: ``COMPUTE_OVERLAP`` before the last sweep (for long syncs). Under a steady stream of webhooks a pass then
+#: recomputes seconds of customers, not five minutes of them. The same rule as change detection's.
 COMPUTE_OVERLAP = timedelta(minutes=5)
+QUICK_OVERLAP = timedelta(seconds=5)
+SWEEP_EVERY = timedelta(minutes=1)
 #: Windowed attributes (orders in the last 365 days, tiers) drift as days pass: recompute everyone this often.
 FULL_COMPUTE_EVERY = timedelta(days=1)
 DECIDE_BATCH = 2000
@@ -59,8 +64,9 @@ def _destinations(hub: Hub) -> dict[str, Destination]:
 
 def compute(hub: Hub, *, now: datetime | None = None, full: bool | None = None) -> Any:
     """Recompute attributes: in full when asked, when never done, or when the last full compute is a day old;
-    otherwise for the customers touched since the last compute. A full compute also rebuilds the follow-up
-    rules of the built-in recommender (``product_followup``), which move slowly, in a transaction of its own."""
+    otherwise for the customers touched since the last compute (see :data:`COMPUTE_OVERLAP`). A full compute
+    also rebuilds the follow-up rules of the built-in recommender (``product_followup``), which move slowly, in
+    a transaction of its own."""
     from hub.audience.attributes import compute_attributes, touched_customers
     from hub.recommend.builtin import settings_of
     from hub.recommend.followups import compute_followups
@@ -69,13 +75,21 @@ def compute(hub: Hub, *, now: datetime | None = None, full: bool | None = None) 
     with hub.engine.begin() as conn:
         last = _moment(read_state(conn, "compute:last"))
         last_full = _moment(read_state(conn, "compute:last_full"))
+        last_sweep = _moment(read_state(conn, "compute:last_sweep")) or last_full
         if full is None:
             full = last is None or last_full is None or now - last_full >= FULL_COMPUTE_EVERY
-        ids = None if full else touched_customers(conn, since=last - COMPUTE_OVERLAP)  # type: ignore[operator]
+        sweep = full or last_sweep is None or now - last_sweep >= SWEEP_EVERY
+        ids = None
+        if not full:
+            assert last is not None
+            since = (last_sweep or last) - COMPUTE_OVERLAP if sweep else last - QUICK_OVERLAP
+            ids = touched_customers(conn, since=since)
         summary = compute_attributes(
             conn, hub.config.attributes, now, customer_ids=ids, plugin_attributes=hub.attribute_specs
         )
         write_state(conn, "compute:last", now.isoformat(), now)
+        if sweep:
+            write_state(conn, "compute:last_sweep", now.isoformat(), now)
         if full:
             write_state(conn, "compute:last_full", now.isoformat(), now)
     if full:

@@ -8,9 +8,13 @@ together, so a crash re-decides at most one batch and never loses or doubles a m
    remote id or a hash) gets a ``contact_delete`` (if the destination takes that kind); its pending upserts are
    skipped and its ``outbound_state`` row goes.
 2. **Contacts**: the live customers touched since the destination's watermark (``customers_scanned_at``, taken at
-   scan start, minus :data:`SCAN_OVERLAP` for transactions still open then), or every live customer on the first
-   run. Each one's payload is built (outbound mapping -> ``Destination.prepare``) and hashed; only a hash that
-   differs from ``outbound_state.payload_hash`` enqueues a ``contact_upsert``, keyed
+   scan start), or every live customer on the first run. A transaction still open at the last scan's start wrote
+   times older than the watermark and became visible after it, so each scan looks back :data:`QUICK_OVERLAP`
+   (enough for webhooks and passes), and at most every :data:`SWEEP_EVERY` a sweep looks back
+   :data:`SCAN_OVERLAP` before the last sweep (``customers_swept_at``) for long sync transactions: under a steady
+   stream of webhooks a scan then rebuilds seconds of customers, not five minutes of them. Each one's payload is
+   built (outbound mapping -> ``Destination.prepare``) and hashed; only a hash that differs from
+   ``outbound_state.payload_hash`` enqueues a ``contact_upsert``, keyed
    ``<destination>:contact_upsert:<customer>:v<version>``, and older pending upserts of that customer are skipped
    as superseded. A payload the mapping or the plugin refuses (:class:`InvalidMessage`) is stored ``dead`` with
    ``error_class = invalid`` and the reason, never sent; its hash is remembered (marked) so an unchanged invalid
@@ -54,7 +58,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNT_KEYS",
+    "QUICK_OVERLAP",
     "SCAN_OVERLAP",
+    "SWEEP_EVERY",
     "EnqueueSummary",
     "build_contact_payload",
     "enqueue",
@@ -65,9 +71,13 @@ __all__ = [
     "remember_replayed",
 ]
 
-#: How far before the last scan's start the next scan looks again: a load transaction that was open when the
-#: scan started wrote ``updated_at`` values older than the watermark, and becomes visible only after it.
+#: How far before the last sweep's start a sweep looks again: a load transaction that was open when the scan
+#: started wrote ``updated_at`` values older than the watermark, and becomes visible only after it.
 SCAN_OVERLAP = timedelta(minutes=5)
+#: How far before the last scan's start every scan looks again (webhook loads and passes are that short).
+QUICK_OVERLAP = timedelta(seconds=5)
+#: How often a scan is a sweep (looks back :data:`SCAN_OVERLAP` before the last sweep).
+SWEEP_EVERY = timedelta(minutes=1)
 #: The keys of :attr:`EnqueueSummary.counts`.
 COUNT_KEYS: tuple[str, ...] = ("contact_create", "contact_update", "contact_delete", "order", "invalid")
 #: Marks the hash of a payload that was invalid: the destination never had it.
@@ -106,6 +116,8 @@ class EnqueueSummary:
     ``counts`` has the keys in :data:`COUNT_KEYS`: upserts of contacts the destination never had
     (``contact_create``) or had (``contact_update``), deletes, orders, and ``invalid`` payloads stored as dead
     letters. ``scanned`` customers had their payload built; ``unchanged`` of them matched the last hash.
+    ``swept``: the contact scan looked back :data:`SCAN_OVERLAP` (a first scan or a sweep), not just
+    :data:`QUICK_OVERLAP`.
     """
 
     destination: str
@@ -116,6 +128,7 @@ class EnqueueSummary:
     superseded: int = 0
     anonymous_orders: int = 0
     batches: int = 0
+    swept: bool = False
     seconds: float = 0.0
 
     @property
@@ -348,8 +361,15 @@ class _Pass:
 
     # -------------------------------------------------------------------------------------------- contacts
 
-    def contacts(self, scanned_at: datetime | None) -> None:
-        since = None if scanned_at is None else scanned_at - SCAN_OVERLAP
+    def contacts(self, scanned_at: datetime | None, swept_at: datetime | None) -> None:
+        sweep = scanned_at is None or swept_at is None or self.now - swept_at >= SWEEP_EVERY
+        if scanned_at is None:
+            since = None
+        elif sweep:
+            since = (swept_at or scanned_at) - SCAN_OVERLAP
+        else:
+            since = scanned_at - QUICK_OVERLAP
+        self.summary.swept = sweep
         after = 0
         while True:
             with self.transaction() as conn:
@@ -359,8 +379,9 @@ class _Pass:
                     self.summary.batches += 1
                     self._contact_batch(conn, ids)
                 if len(ids) < self.batch_size:
-                    if not self.dry_run:  # the whole scan is done: only now may the watermark move
-                        self._save_state(conn, customers_scanned_at=self.now)
+                    if not self.dry_run:  # the whole scan is done: only now may the watermarks move
+                        moved = {"customers_swept_at": self.now} if sweep else {}
+                        self._save_state(conn, customers_scanned_at=self.now, **moved)
                     return
 
     def _candidates(self, conn: sa.Connection, since: datetime | None, after: int) -> list[int]:
@@ -490,14 +511,16 @@ class _Pass:
         self.summary.counts[kind] += 1
         return _Out(kind, customer_id, payload, key, None, remote_ref)
 
-    def load_state(self) -> tuple[datetime | None, int]:
+    def load_state(self) -> tuple[datetime | None, datetime | None, int]:
+        """``customers_scanned_at``, ``customers_swept_at`` and ``last_order_id``."""
+        c = _dest_state.c
         with self.hub.engine.connect() as conn:
             row = conn.execute(
-                sa.select(_dest_state.c.customers_scanned_at, _dest_state.c.last_order_id).where(
-                    _dest_state.c.destination == self.name
+                sa.select(c.customers_scanned_at, c.customers_swept_at, c.last_order_id).where(
+                    c.destination == self.name
                 )
             ).first()
-        return (row[0], row[1]) if row is not None else (None, 0)
+        return (row[0], row[1], row[2]) if row is not None else (None, None, 0)
 
     def _save_state(self, conn: sa.Connection, **values: Any) -> None:
         row = {"destination": self.name, "paused": False, "last_order_id": 0, "updated_at": self.now, **values}
@@ -521,11 +544,11 @@ def enqueue_changes(
     """
     started = time.perf_counter()
     run = _Pass(hub, destination, dry_run=dry_run, now=now or datetime.now(UTC))
-    scanned_at, last_order_id = run.load_state()
+    scanned_at, swept_at, last_order_id = run.load_state()
     # Deletes first: a merged-away contact should be gone before its survivor's upsert claims the shared keys.
     run.merged_away()
     if run.mapping is not None:
-        run.contacts(scanned_at)
+        run.contacts(scanned_at, swept_at)
     if "order" in run.kinds:
         run.orders(last_order_id)
     run.summary.seconds = time.perf_counter() - started

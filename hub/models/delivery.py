@@ -85,6 +85,7 @@ class DestinationState(SQLModel, table=True):
     paused_reason: str | None = None
     paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     customers_scanned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    customers_swept_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_order_id: int = 0
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.app import Hub
-from hub.delivery.changes import SCAN_OVERLAP, enqueue, enqueue_changes, rebuild_payload
+from hub.delivery.changes import QUICK_OVERLAP, SCAN_OVERLAP, SWEEP_EVERY, enqueue, enqueue_changes, rebuild_payload
 from hub.delivery.outcomes import InvalidMessage
 from hub.errors import ConfigError, MappingError
 from hub.models import DestinationState, Message
@@ -169,6 +169,23 @@ def test_only_customers_touched_since_the_watermark_less_the_overlap_are_scanned
     with hub.engine.connect() as conn:
         watermark = conn.execute(sa.select(DestinationState.__table__.c.customers_scanned_at)).scalar_one()
     assert watermark == MUCH_LATER + timedelta(hours=1)
+
+
+def test_a_scan_within_a_minute_of_the_last_sweep_looks_back_seconds_and_the_next_sweep_minutes(make_hub):
+    hub = make_hub()
+    three_customers(hub)
+    assert enqueue_changes(hub, "crm", now=MUCH_LATER).swept  # the first scan is a sweep
+    with hub.engine.begin() as conn:
+        touch(conn, 1, MUCH_LATER - QUICK_OVERLAP + timedelta(seconds=1))  # a webhook's short transaction
+        touch(conn, 2, MUCH_LATER - timedelta(minutes=2), first_name="Long sync")  # a long one, committed late
+    quick = enqueue_changes(hub, "crm", now=MUCH_LATER + timedelta(seconds=30))
+    assert (quick.swept, quick.scanned) == (False, 1)
+    sweep = enqueue_changes(hub, "crm", now=MUCH_LATER + SWEEP_EVERY)
+    assert (sweep.swept, sweep.scanned) == (True, 2)  # customer 2 now; customer 1 again, unchanged
+    assert messages(hub, idempotency_key="crm:contact_upsert:2:v2")[0].payload["firstName"] == "Long sync"
+    with hub.engine.connect() as conn:
+        row = conn.execute(sa.select(DestinationState.__table__)).one()
+    assert (row.customers_scanned_at, row.customers_swept_at) == (MUCH_LATER + SWEEP_EVERY,) * 2
 
 
 def test_invalid_payloads_are_dead_letters_with_the_reason_and_are_not_stored_twice(make_hub):
