@@ -2,7 +2,12 @@
 
 The bucket is AIMD, like TCP: a 429 halves the rate (never below a floor) and, when the answer carries
 ``Retry-After``, stops every thread of the destination until that moment; each success adds back a small step
-until the configured rate is reached again. So a remote rate limit slows a sync down instead of failing it.
+until the rate is reached again. So a remote rate limit slows a sync down instead of failing it.
+
+The rate climbs back to 90 % of the one that was refused, not to the configured one at once (that ceiling rises
+again by 0.1 % of the configured rate a second without a 429): a rate configured at the API's very limit (200/s
+against "200 requests a second") otherwise meets a 429 every few seconds, and each one stops everybody for its
+``Retry-After``, which costs far more than sending 10 % slower.
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+#: After a 429 at rate r, successes climb back to this share of r ...
+CEILING_SHARE = 0.9
+#: ... and that ceiling rises by this share of the configured rate per second without a 429.
+CEILING_RELAX = 0.001
+
 
 class AdaptiveRateLimiter:
     """A thread-safe token bucket whose rate adapts to the remote end's 429s.
 
     ``rate=None`` means no limit of our own; ``Retry-After`` is still honoured by everybody, and a 429 starts a
     limit at ``unlimited_start`` requests per second (there is nothing to halve), which successes then raise.
-    ``burst`` tokens may be spent at once (default: one second's worth, at least one).
+    ``burst`` tokens may be spent at once (default: a tenth of a second's worth, at least one): an API that counts
+    requests per one-second window then sees at most 10 % over its limit after a quiet moment, not twice it,
+    and no tokens gather while a ``Retry-After`` pause holds everybody (the pause ends paced, not in a burst
+    that earns the next 429).
     """
 
     def __init__(
@@ -45,6 +58,8 @@ class AdaptiveRateLimiter:
         self._stamp = clock()
         self._blocked_until = 0.0
         self._last_cut = -1e18
+        self._learned: float | None = None  # the ceiling learned from the last 429, when it was learned
+        self._learned_at = 0.0
         self.throttled = 0
 
     @property
@@ -55,11 +70,12 @@ class AdaptiveRateLimiter:
     def _capacity(self) -> float:
         if self._rate is None:
             return 0.0
-        return self._burst if self._burst is not None else max(1.0, self._rate)
+        return self._burst if self._burst is not None else max(1.0, self._rate / 10)
 
     def _refill(self, now: float) -> None:
         if self._rate is not None:
-            self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate)
+            earned = max(0.0, now - max(self._stamp, self._blocked_until)) * self._rate
+            self._tokens = min(self._capacity(), self._tokens + earned)
         self._stamp = now
 
     def delay(self) -> float:
@@ -98,6 +114,9 @@ class AdaptiveRateLimiter:
             if self._rate is None:
                 self._rate = max(self.floor, self._unlimited_start)
             else:
+                ceiling = self._ceiling(now)
+                refused = self._rate if ceiling is None else min(self._rate, ceiling)
+                self._learned, self._learned_at = max(self.floor, refused * CEILING_SHARE), now
                 self._rate = max(self.floor, self._rate / 2)
             self._tokens = min(self._tokens, self._capacity())
 
@@ -115,10 +134,18 @@ class AdaptiveRateLimiter:
                     self._rate = None
                     self._tokens = 0.0
                 return
-            if self._rate < target:
-                now = self._clock()
+            now = self._clock()
+            ceiling = self._ceiling(now)
+            assert ceiling is not None
+            if self._rate < ceiling:
                 self._refill(now)
-                self._rate = min(target, self._rate + step)
+                self._rate = min(ceiling, self._rate + step)
+
+    def _ceiling(self, now: float) -> float | None:
+        """How far successes may lift the rate: the configured rate, or less for a while after a 429."""
+        if self.target is None or self._learned is None:
+            return self.target
+        return min(self.target, self._learned + (now - self._learned_at) * self.target * CEILING_RELAX)
 
 
 class ConcurrencyLimit:

@@ -35,14 +35,22 @@ def limiter(rate: float | None, **options) -> tuple[AdaptiveRateLimiter, FakeClo
     return AdaptiveRateLimiter(rate, clock=clock, sleep=clock.sleep, **options), clock
 
 
-def test_the_bucket_allows_a_burst_then_paces_requests_at_the_rate():
-    bucket, clock = limiter(10.0)
+def test_the_bucket_allows_a_tenth_of_a_seconds_burst_then_paces_requests_at_the_rate():
+    bucket, clock = limiter(100.0)
     for _ in range(10):
         bucket.acquire()
     assert clock.slept == []
     for _ in range(5):
         bucket.acquire()
-    assert clock.now - 100.0 == pytest.approx(0.5)
+    assert clock.now - 100.0 == pytest.approx(0.05)
+
+
+def test_no_tokens_gather_during_a_retry_after_pause():
+    bucket, clock = limiter(100.0)
+    bucket.on_throttle(retry_after=2.0)  # the rate is halved to 50/s, and everybody waits 2 s
+    for _ in range(5):
+        bucket.acquire()
+    assert clock.now - 100.0 == pytest.approx(2.0 + 5 / 50)
 
 
 def test_a_429_halves_the_rate_down_to_the_floor():
@@ -62,13 +70,20 @@ def test_a_burst_of_429s_cuts_the_rate_once():
     assert bucket.rate == 4.0
 
 
-def test_successes_bring_the_rate_back_up_to_the_configured_one_and_no_further():
-    bucket, _ = limiter(10.0)
+def test_successes_bring_the_rate_back_up_to_nine_tenths_of_the_refused_one_then_slowly_to_the_configured_one():
+    bucket, clock = limiter(10.0)
     bucket.on_throttle()
     assert bucket.rate == 5.0
-    for _ in range(9):
+    for _ in range(5):
         bucket.on_success()
-    assert 5.0 < bucket.rate < 10.0
+    assert 5.0 < bucket.rate < 9.0
+    for _ in range(100):
+        bucket.on_success()
+    assert bucket.rate == pytest.approx(9.0)
+    clock.now += 50  # 0.1 % of the configured rate a second without a 429: half way back
+    bucket.on_success()
+    assert bucket.rate == pytest.approx(9.5)
+    clock.now += 500
     for _ in range(100):
         bucket.on_success()
     assert bucket.rate == 10.0
