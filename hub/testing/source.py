@@ -644,7 +644,8 @@ class SourceContract:
             hub.close()
 
     def _keyed_type(self) -> type[Source]:
-        """The source type, its records marked with their key (``_contract_key``) for the generic mapping."""
+        """The source type, its records marked with their stream and key (``_contract_key``, ``stream:key``) for the
+        generic mapping: event rows are unique by (source, external id), and two streams may use the same keys."""
         contract = self
 
         class Keyed(self.source_type):  # type: ignore[name-defined,misc]
@@ -653,7 +654,7 @@ class SourceContract:
                 for batch in super().read(stream, cursor):
                     for record in batch.records:
                         if "_error" not in record:
-                            record["_contract_key"] = contract.key_of(stream, record)
+                            record["_contract_key"] = f"{stream}:{contract.key_of(stream, record)}"
                     yield batch
 
         Keyed.__name__ = Keyed.__qualname__ = self.source_type.__name__
@@ -673,7 +674,7 @@ class _KeyedPlugin:
 
 def _mapping(stream: str) -> str:
     return (
-        f"description: every raw record of stream {stream} as one event, keyed by the source's key\n"
+        f"description: every raw record of stream {stream} as one event, keyed by stream and the source's key\n"
         'key: "{_contract_key}"\n'
         "entities:\n"
         "  - entity: event\n"
@@ -701,9 +702,11 @@ def _events(hub: Hub, stream: str) -> int:
 
 
 def _event_keys(hub: Hub, stream: str) -> set[str]:
+    """The source's keys of the stream's event rows (their external ids less the ``stream:`` prefix)."""
     with hub.engine.connect() as conn:
         query = sa.text("SELECT external_id FROM event WHERE source = :c AND type = :t")
-        return set(conn.execute(query, {"c": CONNECTOR, "t": f"contract:{stream}"}).scalars())
+        rows = conn.execute(query, {"c": CONNECTOR, "t": f"contract:{stream}"}).scalars()
+        return {str(key).removeprefix(f"{stream}:") for key in rows}
 
 
 def _reject_payloads(hub: Hub, stream: str) -> list[str]:

@@ -52,11 +52,14 @@ class LedgerState:
                 if "_key" in item:
                     key, row = str(item["_key"]), table[str(item["_key"])]
                 else:
-                    key = str(next(self._ids))
+                    key = str(self.next_id(stream))
                     row = table[key] = {"id": key, "name": f"{stream} {key}", "deleted": False}
                 row.update({k: v for k, v in item.items() if k != "_key"}, updated_at=stamp)
                 keys.append(key)
         return keys
+
+    def next_id(self, stream: str) -> int:
+        return next(self._ids)
 
     def delete(self, stream: str, key: str, *, at: str | None = None) -> None:
         with self.lock:
@@ -94,8 +97,19 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def ledger_app() -> Starlette:
-    state = LedgerState()
+class NumberedPerStream(LedgerState):
+    """Each stream numbers its rows from 1, as many APIs do: customer 7 and order 7 both exist."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._per_stream = {stream: itertools.count(1) for stream in STREAMS}
+
+    def next_id(self, stream: str) -> int:
+        return next(self._per_stream[stream])
+
+
+def ledger_app(state: LedgerState | None = None) -> Starlette:
+    state = state or LedgerState()
 
     async def listing(request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -123,6 +137,12 @@ LEDGER = Emulator(
     connector_type="ledger",
     app=ledger_app,
     settings=lambda base_url: {"base_url": base_url, "token": TOKEN},
+)
+LEDGER_NUMBERED_PER_STREAM = Emulator(
+    name="ledger",
+    connector_type="ledger",
+    app=lambda: ledger_app(NumberedPerStream()),
+    settings=LEDGER.settings,
 )
 
 # -- the source -------------------------------------------------------------------------------------------
@@ -217,6 +237,12 @@ class TestLedgerContract(SourceContract):
 
     def bad_credentials(self, target: str) -> dict[str, Any]:
         return {**self.settings(target), "token": "stolen-or-stale"}
+
+
+class TestLedgerNumberedPerStreamContract(TestLedgerContract):
+    """Two streams with the same keys: the contract's own bookkeeping keeps them apart."""
+
+    emulator = LEDGER_NUMBERED_PER_STREAM
 
 
 # -- broken sources fail the check that names their fault ------------------------------------------------
