@@ -675,6 +675,7 @@ def prepare_due(
 
     A candidate that cannot be sent as it was fired gets ``Prepared.error`` (contact pressure suppresses it with
     that reason): its trigger was removed, its customer or order is gone, its cart was bought or changed since,
+    the customer left the segment it entered (or is back in the one it left) before a delayed message was due,
     or no branch applies.
     """
     from hub.audience.attributes import read_attributes
@@ -710,6 +711,10 @@ def prepare_due(
     orders = load_orders(conn, [int(f["order_id"]) for f, on in zip(facts, kinds, strict=True) if on == "order_placed"])
     carts = load_carts(conn, [int(f["cart_id"]) for f, on in zip(facts, kinds, strict=True) if on == "cart_abandoned"])
     bought_since = _orders_after_carts(conn, carts.values())
+    members = _memberships(
+        conn,
+        [(str(f["segment"]), p.customer_id) for p, f, on in zip(prepared, facts, kinds, strict=True) if on in _SEGMENT],
+    )
     held = product_contexts(
         conn,
         {
@@ -746,7 +751,7 @@ def prepare_due(
     blocks: dict[int, dict[str, Any]] = {}
     wants: dict[int, tuple[int, list[str], list[str]]] = {}
     for index, (p, trigger, fact) in enumerate(zip(prepared, triggers, facts, strict=True)):
-        error = _source_error(p, trigger, fact, live, views, orders, carts, bought_since)
+        error = _source_error(p, trigger, fact, live, views, orders, carts, bought_since, members)
         if error is None and index in held:
             error = held[index].error
         if error is not None:
@@ -886,6 +891,7 @@ def _source_error(
     orders: Mapping[int, Any],
     carts: Mapping[int, Any],
     bought_since: set[int],
+    members: set[tuple[str, int]],
 ) -> str | None:
     """Why the candidate can no longer be sent as fired, or None."""
     if trigger is None:
@@ -904,7 +910,30 @@ def _source_error(
             return f"cart {fact['cart_id']} changed after it was abandoned"
         if (cart["status"] or "").lower() in CLOSED_CART_STATUSES or cart["id"] in bought_since:
             return f"the customer ordered after abandoning cart {fact['cart_id']}"
+    if trigger.on in _SEGMENT:
+        member = (str(fact["segment"]), p.customer_id) in members
+        if trigger.on == "segment_entered" and not member:
+            return f"customer {p.customer_id} left segment {fact['segment']} before the message was due"
+        if trigger.on == "segment_left" and member:
+            return f"customer {p.customer_id} is back in segment {fact['segment']}"
     return None
+
+
+_SEGMENT = ("segment_entered", "segment_left")
+
+
+def _memberships(conn: sa.Connection, pairs: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of the (segment, customer) pairs are members now: one query per segment."""
+    found: set[tuple[str, int]] = set()
+    by_segment: dict[str, set[int]] = {}
+    for segment, customer_id in pairs:
+        by_segment.setdefault(segment, set()).add(customer_id)
+    for segment, customers in by_segment.items():
+        query = sa.select(_membership.c.customer_id).where(
+            _membership.c.segment == segment, one_of(conn, _membership.c.customer_id, sorted(customers))
+        )
+        found.update((segment, int(customer_id)) for customer_id in conn.execute(query).scalars())
+    return found
 
 
 def _orders_after_carts(conn: sa.Connection, carts: Iterable[Mapping[str, Any]]) -> set[int]:

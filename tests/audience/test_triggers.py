@@ -323,6 +323,11 @@ def test_a_cart_changed_after_firing_fires_again(engine: sa.Engine) -> None:
 
 
 def add_change(conn: sa.Connection, customer_id: int, change: str, at: datetime = NOW, segment: str = "tier_a") -> int:
+    """A segment change, and the membership it leaves behind (as segment evaluation writes both)."""
+    member = (membership_t.c.segment == segment) & (membership_t.c.customer_id == customer_id)
+    conn.execute(membership_t.delete().where(member))
+    if change == "entered":
+        conn.execute(membership_t.insert().values(segment=segment, customer_id=customer_id, since=at))
     return conn.execute(
         change_t.insert().values(segment=segment, customer_id=customer_id, change=change, at=at)
     ).inserted_primary_key[0]
@@ -358,6 +363,33 @@ def test_entering_again_after_leaving_fires_again(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         add_change(conn, kari, "entered", NOW + timedelta(days=2))
     assert fire(engine, hub, NOW + timedelta(days=2)) == {"a": 1, "gone": 0}
+
+
+@pytest.mark.parametrize(
+    ("on", "then", "error"),
+    [
+        ("segment_entered", "left", "left segment tier_a before the message was due"),
+        ("segment_left", "entered", "is back in segment tier_a"),
+    ],
+)
+def test_a_delayed_segment_message_is_dropped_when_the_change_was_undone_before_it_was_due(
+    engine: sa.Engine, on: str, then: str, error: str
+) -> None:
+    with engine.begin() as conn:
+        kari = add_customer(conn)
+        ola = add_customer(conn)
+        if on == "segment_left":
+            add_change(conn, kari, "entered", NOW - timedelta(days=30))
+            add_change(conn, ola, "entered", NOW - timedelta(days=30))
+        for customer in (kari, ola):
+            add_change(conn, customer, "left" if on == "segment_left" else "entered")
+    hub = config(a={**segment_trigger(on), "delay": "2d"})
+    assert fire(engine, hub) == {"a": 2}
+    with engine.begin() as conn:
+        add_change(conn, kari, then, NOW + timedelta(days=1))  # undone before the two days have passed
+    prepared = {p.customer_id: p for p in prepare(engine, hub, NOW + timedelta(days=2))}
+    assert error in prepared[kari].error
+    assert prepared[ola].error is None
 
 
 def test_old_segment_changes_do_not_fire_on_the_first_run(engine: sa.Engine) -> None:
