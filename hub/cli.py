@@ -237,7 +237,7 @@ def make_cli() -> typer.Typer:
         with hub.engine.connect() as conn:
             runs = report.last_runs(conn)
             states = report.states(conn)
-        table = Table("run", "connector.stream", "status", "started", "read", "loaded", "rejected", "merges")
+        table = Table("run", "connector.stream", "status", "started", "read", "loaded", "rejected", "deleted", "merges")
         for r in runs:
             table.add_row(
                 str(r["id"]),
@@ -247,6 +247,7 @@ def make_cli() -> typer.Typer:
                 f"{r['records_read']:,}",
                 f"{r['records_loaded']:,}",
                 f"{r['records_rejected']:,}",
+                _deletions(r["records_deleted"], r["deletions_ignored"]),
                 f"{r['merges']:,}",
             )
         console.print(table)
@@ -608,10 +609,21 @@ def _print_reasons(reasons: list[tuple[str, int]]) -> None:
             console.print(f"  {count:>6,}  {reason}", highlight=False)
 
 
+def _deletions(deleted: int, ignored: int) -> str:
+    """A run's tombstones: those that deleted something, and those naming nothing the source holds, e.g.
+    ``12 (+3 ignored)``; just ``12`` when none were ignored."""
+    return f"{deleted:,} (+{ignored:,} ignored)" if ignored else f"{deleted:,}"
+
+
 def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
+    ignored = sum(s.deletions_ignored for s in summary.streams)
+    # A deleted column only when this run met tombstones (most runs meet none), to keep the table narrow; the
+    # ignored ones are given below it, and per run by `hub status`.
+    deletions = bool(summary.records_deleted or ignored)
     table = Table(box=None, header_style="bold")
     table.add_column("stream", no_wrap=True)
-    for name in ("status", "read", "loaded", "rejected", "new cust.", "merges", "rec/s"):
+    columns = ("status", "read", "loaded", "rejected", *(("deleted",) if deletions else ()), "new cust.", "merges")
+    for name in (*columns, "rec/s"):
         table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True)
     for s in summary.streams:
         table.add_row(
@@ -620,6 +632,7 @@ def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
             f"{s.read:,}",
             f"{s.loaded:,}",
             f"{s.rejected:,}",
+            *((f"{s.deleted:,}",) if deletions else ()),
             f"{s.created:,}",
             f"{s.merges:,}",
             f"{s.read / s.seconds:,.0f}" if s.seconds else "-",
@@ -639,6 +652,11 @@ def _print_summary(hub: Hub, summary: Any, seconds: float) -> None:
     console.print("model: " + ", ".join(f"{name} {n:,}" for name, n in counts.tables.items()))
     console.print(f"rejected this run: {sum(s.rejected for s in summary.streams):,}")
     _print_reasons(reasons)
+    if deletions:
+        console.print(
+            f"deleted this run: {summary.records_deleted:,}"
+            + (f"; ignored tombstones: {ignored:,} (nothing loaded to delete)" if ignored else "")
+        )
     console.print(f"{read:,} records in {seconds:.1f} s ({read / seconds if seconds else 0:,.0f} records/s)")
 
 

@@ -47,6 +47,45 @@ def test_init_validate_upgrade_sync_status_and_rejects_work_together(project):
     assert '"email": "not-an-email"' in shown.stdout
 
 
+def sync_with_tombstones(project: Path) -> tuple[str, str]:
+    """Sync the example, then a file of two tombstones: one for a loaded customer, one naming nothing loaded.
+
+    Returns the stdout of the first and of the second sync."""
+    assert hub(project, "db", "upgrade").returncode == 0
+    first = hub(project, "sync")
+    assert first.returncode == 0, first.stderr
+    (project / "data" / "gone.csv").write_text("id,_deleted\n1,true\n404,true\n", encoding="utf-8")
+    second = hub(project, "sync")
+    assert second.returncode == 0, second.stderr
+    return first.stdout, second.stdout
+
+
+def test_the_sync_summary_shows_deletions_when_the_run_met_tombstones(project):
+    first, second = sync_with_tombstones(project)
+    assert "deleted" not in first  # no tombstones, no column
+    header, row = second.splitlines()[:2]
+    cells = dict(zip(header.split(), row.split(), strict=False))  # "new cust." is two words, after "deleted"
+    assert (cells["stream"], cells["read"], cells["loaded"], cells["rejected"], cells["deleted"]) == (
+        "example.records",
+        "2",
+        "0",
+        "0",
+        "1",
+    )
+    assert "deleted this run: 1; ignored tombstones: 1 (nothing loaded to delete)" in second
+
+
+def test_status_shows_each_runs_deletions_and_ignored_tombstones(project):
+    sync_with_tombstones(project)
+    status = hub(project, "status").stdout
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in status.splitlines() if "│" in line]
+    header = next([cell.strip() for cell in line.split("┃")[1:-1]] for line in status.splitlines() if "┃" in line)
+    runs = {row[0]: dict(zip(header, row, strict=True)) for row in rows if row[0] in ("1", "2")}
+    assert runs["2"]["deleted"] == "1 (+1 ignored)"
+    assert (runs["2"]["read"], runs["2"]["loaded"]) == ("2", "0")
+    assert runs["1"]["deleted"] == "0"
+
+
 def test_a_broken_config_reports_every_error_with_file_line_and_key_and_exits_2(project):
     config = project / "config" / "hub.yaml"
     text = config.read_text().replace("plugin: files", "plugin: filez").replace("batch_size: 5000", "batch_size: x")

@@ -3,8 +3,9 @@
 Two sources, chosen by what each figure means:
 
 - **Counters** count what this process did, from the summaries its jobs return: records read, loaded and
-  rejected per connector and stream; messages sent, dead-lettered and retried per destination and kind; job runs
-  by outcome. They start at zero with the process, which Prometheus' ``rate()`` and ``increase()`` expect.
+  rejected, and tombstones that deleted something or were ignored, per connector and stream; messages sent,
+  dead-lettered and retried per destination and kind; job runs by outcome. They start at zero with the process,
+  which Prometheus' ``rate()`` and ``increase()`` expect.
 - **Gauges read from the database** at each scrape show the state whoever wrote it (a ``hub sync`` by hand too):
   the outbox depth by destination and status, the oldest pending message, paused destinations, and the last run
   of each connector and stream from ``sync_run``. When the database does not answer, these are left out and
@@ -48,7 +49,7 @@ class DaemonMetrics:
         self.records = Counter(
             "hub_sync_records",
             "Records handled by this process's sync jobs and webhooks, by connector, stream and outcome"
-            " (read, loaded, rejected).",
+            " (read, loaded, rejected; deleted, deletion_ignored: tombstones, counted in read, not in loaded).",
             ["connector", "stream", "outcome"],
             registry=self.registry,
         )
@@ -93,6 +94,8 @@ class DaemonMetrics:
                 self.records.labels(s.connector, s.stream, "read").inc(s.read)
                 self.records.labels(s.connector, s.stream, "loaded").inc(s.loaded)
                 self.records.labels(s.connector, s.stream, "rejected").inc(s.rejected)
+                self.records.labels(s.connector, s.stream, "deleted").inc(s.deleted)
+                self.records.labels(s.connector, s.stream, "deletion_ignored").inc(s.deletions_ignored)
         elif job.kind == "deliver":
             for name, s in summary.destinations.items():
                 for kind, n in s.sent.items():
@@ -201,7 +204,8 @@ def _last_runs(conn: sa.Connection) -> list[Metric]:
     """The latest finished run of each connector and stream, from ``sync_run``."""
     records = GaugeMetricFamily(
         "hub_sync_last_run_records",
-        "Records of the latest finished sync run, by connector, stream and outcome (read, loaded, rejected).",
+        "Records of the latest finished sync run, by connector, stream and outcome"
+        " (read, loaded, rejected, deleted, deletion_ignored).",
         labels=["connector", "stream", "outcome"],
     )
     finished = GaugeMetricFamily(
@@ -222,6 +226,8 @@ def _last_runs(conn: sa.Connection) -> list[Metric]:
             r.c.records_read,
             r.c.records_loaded,
             r.c.records_rejected,
+            r.c.records_deleted,
+            r.c.deletions_ignored,
         ).where(r.c.id.in_(latest))
     )
     for row in rows:
@@ -229,6 +235,8 @@ def _last_runs(conn: sa.Connection) -> list[Metric]:
         records.add_metric([*labels, "read"], row.records_read)
         records.add_metric([*labels, "loaded"], row.records_loaded)
         records.add_metric([*labels, "rejected"], row.records_rejected)
+        records.add_metric([*labels, "deleted"], row.records_deleted)
+        records.add_metric([*labels, "deletion_ignored"], row.deletions_ignored)
         if row.finished_at is not None:
             finished.add_metric([*labels, row.status], row.finished_at.timestamp())
     return [records, finished]

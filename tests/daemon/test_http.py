@@ -75,6 +75,20 @@ def test_metrics_count_a_sync_and_read_the_database(served) -> None:
     assert "hub_database_up 1.0" in text
 
 
+def test_metrics_count_the_deletions_of_a_sync(served, tmp_path) -> None:
+    run_job(served.jobs[0], served.board, observe=served.metrics.observe)
+    # tombstones: customer 1 was loaded by the first run, 404 never was
+    (tmp_path / "data" / "gone.csv").write_text("id,_deleted\n1,true\n404,true\n", encoding="utf-8")
+    run_job(served.jobs[0], served.board, observe=served.metrics.observe)
+    text = served.client.get("/metrics").text
+    assert 'hub_sync_records_total{connector="shop",outcome="deleted",stream="records"} 1.0' in text
+    assert 'hub_sync_records_total{connector="shop",outcome="deletion_ignored",stream="records"} 1.0' in text
+    assert 'hub_sync_records_total{connector="shop",outcome="read",stream="records"} 5.0' in text
+    assert 'hub_sync_last_run_records{connector="shop",outcome="deleted",stream="records"} 1.0' in text
+    assert 'hub_sync_last_run_records{connector="shop",outcome="deletion_ignored",stream="records"} 1.0' in text
+    assert 'hub_sync_last_run_records{connector="shop",outcome="loaded",stream="records"} 0.0' in text
+
+
 def test_metrics_show_outbox_depth_and_delivery_counts(served) -> None:
     import sqlalchemy as sa
 
