@@ -113,6 +113,8 @@ class DaemonMetrics:
             self.records.labels(connector, result.stream, "read").inc(result.read)
             self.records.labels(connector, result.stream, "loaded").inc(result.loaded)
             self.records.labels(connector, result.stream, "rejected").inc(result.rejected)
+            self.records.labels(connector, result.stream, "deleted").inc(result.deleted)
+            self.records.labels(connector, result.stream, "deletion_ignored").inc(result.deletions_ignored)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

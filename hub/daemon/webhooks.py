@@ -115,12 +115,19 @@ class _Pending:
 
 @dataclass(slots=True)
 class Ingested:
-    """What one request's records became: counts and the ids of their rejects."""
+    """What one request's records became: counts and the ids of their rejects.
+
+    ``deleted`` and ``deletions_ignored`` count tombstones as the load applied them; requests loaded together
+    (group commit) share one load, so the group's counts are given to its first request that carried tombstones.
+    Per connector and stream, which is how metrics count them, the totals are exact.
+    """
 
     stream: str
     read: int = 0
     loaded: int = 0
     rejected: int = 0
+    deleted: int = 0
+    deletions_ignored: int = 0
     reject_ids: list[int] = field(default_factory=list)
 
 
@@ -237,12 +244,16 @@ class WebhookIntake:
                 outcome = load_mapped(
                     conn, mapped, connector=connector, stream=stream, rules=self.rules, now=now, run_id=None
                 )
+                counted = False
                 for job in members:
                     payloads = [r.payload for r in outcome.rejects if owner.get(id(r.payload)) is job]
                     result = results[id(job)]
                     result.rejected = len(payloads)
                     tombstones = sum(1 for t in mapped.tombstones if owner.get(id(t.raw)) is job)
                     result.loaded = result.read - result.rejected - tombstones
+                    if tombstones and not counted:
+                        result.deleted, result.deletions_ignored = outcome.deleted, outcome.deletions_ignored
+                        counted = True
                     if payloads:
                         result.reject_ids = _reject_ids(conn, connector, stream, payloads)
         for job in jobs:

@@ -97,9 +97,9 @@ def _wait(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def _endpoint(hub: Hub, answers: list[int]) -> Starlette:
+def _endpoint(hub: Hub, answers: list[int], observe: Callable[..., None] | None = None) -> Starlette:
     """``POST /webhooks/woo`` as the daemon serves it, with the handshake step the plugin README asks of it."""
-    intake = WebhookIntake(hub)
+    intake = WebhookIntake(hub, observe=observe)
     receiver = intake.receiver("woo")
     assert receiver is not None, "the woocommerce source is not taken as a webhook receiver"
 
@@ -154,3 +154,24 @@ def test_a_delivery_the_mapping_rejects_is_still_taken_so_the_webhook_stays_acti
     [webhook] = shop.state.sender.webhooks.values()
     assert answers[1:] == [202] * 8 and (webhook.status, webhook.failure_count) == ("active", 0)
     assert _count(hub, "reject") == 8 and _count(hub, "orders") == 0
+
+
+def test_a_deleted_order_delivery_deletes_it_and_is_counted_as_the_metrics_count_it(
+    shop: Shop, make_hub: Callable[..., Hub]
+) -> None:
+    hub = make_hub(shop, webhook_secret=SECRET)
+    answers: list[int] = []
+    seen: list[Any] = []
+    with serve(_endpoint(hub, answers, observe=lambda connector, status, result: seen.append(result))) as url:
+        _subscribe(shop, f"{url}/webhooks/woo", "order.created", "order.deleted")
+        (key,) = shop.put("orders", {"line_items": [{"sku": "WC-1", "quantity": 1}]})
+        shop.state.sender.wait()
+        assert _count(hub, "orders") == 1
+        shop.delete("orders", key)
+        shop.state.sender.wait()
+        shop.delete("orders", key)  # again: nothing left to delete
+        shop.state.sender.wait()
+    assert answers == [200, 200, 202, 202, 202] and _count(hub, "orders") == 0
+    deleted, again = seen[-2:]
+    assert (deleted.deleted, deleted.deletions_ignored, deleted.loaded) == (1, 0, 0)
+    assert (again.deleted, again.deletions_ignored) == (0, 1)
