@@ -3,7 +3,9 @@
 Eight queries at most, whatever the batch's size: the customers' purchases, the anchors' products, their
 follow-ups and their groups' follow-ups, their PIM accessories, the bestsellers of their groups (and overall
 when a customer has bought nothing), how many bought each, and the products of every SKU that came up. The
-cascade itself is :func:`hub.recommend.rank.rank`.
+cascade itself is :func:`hub.recommend.rank.rank`. Products marked deleted (``product.deleted_at``) are left out
+of the candidates in those queries (follow-ups, accessories, bestsellers), before any cut, so they never take a
+place; a deleted product may still be an anchor (what was bought stays bought).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hub.config._audience import RecommendConfig
 from hub.connectors import Recommendation, RecommendationRequest
 from hub.db import one_of
 from hub.models import Customer, Order, OrderLine, Product, ProductRelation
-from hub.recommend.followups import read_followups
+from hub.recommend.followups import not_deleted, read_followups
 from hub.recommend.rank import Evidence, History, ProductInfo, anchors_of, rank
 
 if TYPE_CHECKING:
@@ -110,7 +112,11 @@ def _accessories(conn: sa.Connection, mains: Collection[str]) -> dict[str, list[
         return {}
     query = (
         sa.select(_relation.c.sku, _relation.c.related_sku)
-        .where(_relation.c.kind == "accessory", one_of(conn, _relation.c.sku, sorted(mains)))
+        .where(
+            _relation.c.kind == "accessory",
+            one_of(conn, _relation.c.sku, sorted(mains)),
+            not_deleted(_relation.c.related_sku),
+        )
         .order_by(_relation.c.id)
     )
     found: dict[str, list[str]] = defaultdict(list)
@@ -147,6 +153,7 @@ def _bestsellers(
         return {}, {}
     joined, buyers, conditions = _sold_since(since, now)
     p = _product.c
+    conditions.append(p.deleted_at.is_(None))
     selects = []
     if groups:
         rank = sa.func.row_number().over(

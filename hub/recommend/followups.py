@@ -36,7 +36,15 @@ from hub.config._audience import FollowupConfig
 from hub.db import bulk_upsert, is_postgres, one_of
 from hub.models import AudienceState, Customer, Order, OrderLine, Product, ProductFollowup
 
-__all__ = ["STATE", "FollowupSummary", "Rule", "compute_followups", "last_computed", "read_followups"]
+__all__ = [
+    "STATE",
+    "FollowupSummary",
+    "Rule",
+    "compute_followups",
+    "last_computed",
+    "not_deleted",
+    "read_followups",
+]
 
 AntecedentKind = Literal["product", "group"]
 #: Pseudo-buyers at the base rate added to every antecedent: the small-sample damping of ``score``.
@@ -51,6 +59,13 @@ _customer: sa.Table = Customer.__table__  # type: ignore[attr-defined]
 _order: sa.Table = Order.__table__  # type: ignore[attr-defined]
 _line: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
 _product: sa.Table = Product.__table__  # type: ignore[attr-defined]
+
+
+def not_deleted(sku: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """True unless the product of ``sku`` is marked deleted (``product.deleted_at``): a candidate filter for the
+    recommender's queries. A SKU the product table does not know passes (the ranking leaves it out anyway)."""
+    gone = sa.exists().where(_product.c.sku == sku, _product.c.deleted_at.is_not(None)).correlate_except(_product)
+    return sa.not_(gone)
 
 
 class _Epoch(FunctionElement[float]):
@@ -288,7 +303,9 @@ def read_followups(
 ) -> dict[str, list[Rule]]:
     """antecedent -> its best ``per_antecedent`` rules, best first (score, then lift, then SKU): one query.
 
-    ``skip``: SKUs nobody may be recommended (the configured exclusions), left out before the cut.
+    ``skip``: SKUs nobody may be recommended (the configured exclusions), left out before the cut, as are the
+    follow-ups whose product is marked deleted (the rules themselves keep them: they are evidence, and a product
+    loaded again is suggested again without a rebuild).
     """
     wanted = sorted(set(antecedents))
     if not wanted:
@@ -299,7 +316,7 @@ def read_followups(
         .over(partition_by=f.antecedent, order_by=(f.score.desc(), f.lift.desc(), f.sku))
         .label("rank")
     )
-    conditions = [f.antecedent_kind == kind, one_of(conn, f.antecedent, wanted)]
+    conditions = [f.antecedent_kind == kind, one_of(conn, f.antecedent, wanted), not_deleted(f.sku)]
     if skip:
         conditions.append(sa.not_(one_of(conn, f.sku, sorted(set(skip)))))
     ranked = (

@@ -10,7 +10,8 @@ alone, what they bought lately. Suggestions are taken in this order until ``limi
    wants a second grill suggested after the first); for a customer with no purchases, the overall bestsellers.
 
 Never suggested: what the customer owns (bought and not as a return) or returned, the anchors, the request's
-``exclude``, the configured exclusions, and SKUs the product table does not know.
+``exclude``, the configured exclusions, SKUs the product table does not know, and products marked deleted (the
+evidence is loaded without them, :mod:`hub.recommend.builtin`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The product feed Raptor pulls nightly, read from hub's product table in batches and encoded as CSV, JSON or XML.
 
-One row per SKU. ``ProductId`` is the SKU, which is also what buy events send as the product (Raptor requires the
-two to be equal); ``MasterId`` groups variants (``feed.master_id_pattern``); ``CategoryPath`` is Raptor's
-``id#name;id#name`` form, from the product group down to the category; ``Price`` is written in the configured
-culture (``1 299,00`` for nb-NO); ``StockStatus`` is ``true`` or ``false``. Rows stream from the database a batch
-at a time (keyset on the primary key, one short read per batch), so a feed of any size never sits in memory and
-a slow download never holds a transaction open.
+One row per SKU, products marked deleted (``product.deleted_at``) left out: the feed is always whole, pulled
+nightly, and the feed format we know has no "removed" field (``StockStatus`` says in stock or not), so leaving a
+product out is how the feed says it is gone. (That Raptor then drops it from its catalogue is an inference: the
+notes we have do not say what it does with a product missing from a feed.) ``ProductId`` is the SKU, which is
+also what buy events send as the product (Raptor requires the two to be equal); ``MasterId`` groups variants
+(``feed.master_id_pattern``); ``CategoryPath`` is Raptor's ``id#name;id#name`` form, from the product group down
+to the category; ``Price`` is written in the configured culture (``1 299,00`` for nb-NO); ``StockStatus`` is
+``true`` or ``false``. Rows stream from the database a batch at a time (keyset on the primary key, one short read
+per batch), so a feed of any size never sits in memory and a slow download never holds a transaction open.
 """
 
 from __future__ import annotations
@@ -83,13 +86,15 @@ def category_path(group: str | None, category: str | None) -> str:
 
 
 def product_rows(engine: sa.Engine, feed: FeedSettings) -> Iterator[dict[str, str]]:
-    """Every product as a feed row, in SKU-table order, read ``feed.batch_size`` at a time."""
+    """Every product not marked deleted as a feed row, in SKU-table order, read ``feed.batch_size`` at a time."""
     p = _product
     columns = (p.c.id, p.c.sku, p.c.name, p.c.product_group, p.c.category, p.c.brand, p.c.price)
     after = 0
     stock = "true" if feed.in_stock else "false"
     while True:
-        query = sa.select(*columns).where(p.c.id > after).order_by(p.c.id).limit(feed.batch_size)
+        query = (
+            sa.select(*columns).where(p.c.id > after, p.c.deleted_at.is_(None)).order_by(p.c.id).limit(feed.batch_size)
+        )
         with engine.connect() as conn:
             batch = conn.execute(query).all()
         if not batch:

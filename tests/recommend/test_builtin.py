@@ -11,10 +11,12 @@ import sqlalchemy as sa
 from hub.config._audience import FollowupConfig, RecommendConfig, RecommendExclusions
 from hub.connectors import RecommendationRequest
 from hub.db import make_engine
+from hub.engine.load import load_batch
 from hub.recommend.builtin import recommend_builtin
 from hub.recommend.followups import compute_followups
+from hub.records import Mapped
 from hub.schema import upgrade
-from tests.recommend._planted import NOW, START, Shop
+from tests.recommend._planted import NOW, START, Shop, product_t
 
 SETTINGS = RecommendConfig(followups=FollowupConfig(min_support=2))
 
@@ -102,3 +104,82 @@ def test_a_customer_with_no_purchases_gets_the_overall_bestsellers(conn: sa.Conn
     person = shop.customer()
     shop.flush()
     assert [sku for sku, _ in ask(conn, customer_id=person, limit=2)] == ["PAINT1", "CONSOLE1"]
+
+
+def delete(conn: sa.Connection, *skus: str) -> None:
+    """Mark ``skus`` deleted, as a source's tombstone does (:mod:`hub.engine.deletions`)."""
+    conn.execute(product_t.update().where(product_t.c.sku.in_(skus)).values(deleted_at=NOW - timedelta(days=1)))
+
+
+def test_a_deleted_product_is_not_recommended_as_a_followup(conn: sa.Connection) -> None:
+    shop = shop_with_consoles(conn)
+    for n in range(6):  # GAME5 follows CONSOLE1 too, less often than GAME3
+        person = shop.customer()
+        shop.order(person, START + timedelta(days=n), "CONSOLE1")
+        shop.order(person, START + timedelta(days=n + 5), "GAME5")
+    shop.flush()
+    compute_followups(conn, SETTINGS.followups, NOW)
+    assert ask(conn, customer_id=None, products=("CONSOLE1",), limit=1)[0][0] == "GAME3"
+
+    delete(conn, "GAME3")
+    got = ask(conn, customer_id=None, products=("CONSOLE1",), limit=10)
+
+    assert "GAME3" not in [sku for sku, _ in got]
+    assert got[0] == ("GAME5", "bought next by 38% (6 of 16) of buyers of Console1 within 90d, lift 3.8")
+
+
+def test_a_deleted_product_is_not_recommended_as_a_group_followup(conn: sa.Connection) -> None:
+    shop_with_consoles(conn)  # nobody bought CONSOLE3: only its group's follow-ups, GAME3 and GAME4 alike
+    assert ask(conn, customer_id=None, products=("CONSOLE3",), limit=1)[0][0] == "GAME3"
+
+    delete(conn, "GAME3")
+    got = ask(conn, customer_id=None, products=("CONSOLE3",), limit=1)
+
+    assert got == [("GAME4", "bought next by 50% (10 of 20) of consoles buyers within 90d, lift 2.8")]
+
+
+def test_a_deleted_product_is_not_recommended_as_an_accessory(conn: sa.Connection) -> None:
+    shop = shop_with_consoles(conn)  # nobody bought tools: DRILL1's only suggestions are its PIM accessories
+    shop.relation("DRILL1", "BITS1")
+    shop.relation("DRILL1", "BITS2")
+    assert [sku for sku, _ in ask(conn, customer_id=None, products=("DRILL1",), limit=10)] == ["BITS1", "BITS2"]
+
+    delete(conn, "BITS1")
+    got = ask(conn, customer_id=None, products=("DRILL1",), limit=10)
+
+    assert got == [("BITS2", "accessory of Drill1 (PIM), bought by 0 customers in 365d")]
+
+
+def test_a_deleted_product_is_not_recommended_as_a_bestseller_of_the_group(conn: sa.Connection) -> None:
+    shop = shop_with_consoles(conn)
+    for n in range(4):
+        shop.order(shop.customer(), START + timedelta(days=1), "BITS3", *(["BITS5"] if n < 2 else []))
+    shop.flush()
+    assert [sku for sku, _ in ask(conn, customer_id=None, products=("DRILL1",), limit=1)] == ["BITS3"]
+
+    delete(conn, "BITS3")
+    got = ask(conn, customer_id=None, products=("DRILL1",), limit=10)
+
+    assert got == [("BITS5", "bestseller in tools accessories: bought by 2 customers in 365d")]
+
+
+def test_a_deleted_product_is_not_recommended_as_an_overall_bestseller(conn: sa.Connection) -> None:
+    shop = shop_with_consoles(conn)
+    person = shop.customer()
+    shop.flush()
+
+    delete(conn, "PAINT1")
+
+    assert [sku for sku, _ in ask(conn, customer_id=person, limit=2)] == ["CONSOLE1", "CONSOLE2"]
+
+
+def test_a_deleted_product_loaded_again_is_recommended_again(conn: sa.Connection) -> None:
+    shop_with_consoles(conn)
+    delete(conn, "GAME3")
+    assert "GAME3" not in [sku for sku, _ in ask(conn, customer_id=None, products=("CONSOLE1",), limit=10)]
+
+    row = {"sku": "GAME3", "name": "Game3", "product_group": "consoles", "is_accessory": True}
+    load_batch(conn, [Mapped(rows={"product": [row]})], [None], source="pim", now=NOW)  # clears deleted_at
+
+    assert conn.execute(sa.select(product_t.c.deleted_at).where(product_t.c.sku == "GAME3")).scalar() is None
+    assert ask(conn, customer_id=None, products=("CONSOLE1",), limit=1)[0][0] == "GAME3"

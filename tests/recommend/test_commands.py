@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from hub import cli as hub_cli
 from hub.app import Hub
 from hub.config._audience import FollowupConfig
+from hub.models import Product
 from hub.recommend.followups import compute_followups
 from tests.recommend._planted import NOW, START, Shop
 
@@ -100,3 +101,17 @@ def test_an_unknown_product_is_said_so(shop_hub: Callable[..., Hub]) -> None:
     result = run("--product", "NOPE", AT)
     assert result.exit_code == 1
     assert "no product with SKU 'NOPE'" in result.stderr
+
+
+def test_a_deleted_product_is_not_shown_after_a_product(shop_hub: Callable[..., Hub]) -> None:
+    hub = shop_hub()
+    product = Product.__table__  # type: ignore[attr-defined]
+    with hub.engine.begin() as conn:
+        conn.execute(product.update().where(product.c.sku == "GAME3").values(deleted_at=NOW))
+
+    result = run("--product", "CONSOLE1", AT, "--json")
+
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)["items"]
+    assert items[0]["sku"] == "GAME5" and items[0]["reason"].startswith("accessory of Console1 (PIM)")
+    assert "GAME3" not in [item["sku"] for item in items]

@@ -13,6 +13,7 @@ from hub.audience.triggers import prepare_due
 from hub.config import HubConfig
 from hub.config._audience import FollowupConfig
 from hub.db import make_engine
+from hub.models import Product
 from hub.recommend.followups import compute_followups
 from hub.schema import upgrade
 from tests.recommend._planted import NOW, START, Shop
@@ -64,3 +65,15 @@ def test_a_trigger_without_recommendations_has_no_block(conn: sa.Connection) -> 
 def test_a_limit_of_zero_means_no_block(conn: sa.Connection) -> None:
     (prepared,) = prepare_due(conn, config(recommendations={"limit": 0}), [candidate(21)], NOW)
     assert prepared.payload is not None and "recommendations" not in prepared.payload
+
+
+def test_a_deleted_product_is_not_in_the_builtins_recommendations(conn: sa.Connection) -> None:
+    Shop(conn).relation("DRILL1", "BITS4")  # suggested after BITS2, DRILL1's follow-up
+    product = Product.__table__  # type: ignore[attr-defined]
+    conn.execute(product.update().where(product.c.sku == "BITS2").values(deleted_at=NOW - timedelta(hours=1)))
+
+    (prepared,) = prepare_due(conn, config(recommendations={"limit": 2}), [candidate(21)], NOW)
+
+    block = prepared.payload["recommendations"]  # type: ignore[index]
+    assert block["source"] == "builtin"
+    assert [item["sku"] for item in block["items"]] == ["BITS4"]

@@ -210,3 +210,14 @@ def test_encoding_an_empty_table_gives_a_valid_empty_feed() -> None:
     for format in ("csv", "json", "xml"):
         text = "".join(encode([], FeedSettings(format=format)))
         assert parse(text, format) == []
+
+
+def test_the_feed_leaves_out_deleted_products_and_keeps_the_others(make_hub: Callable[..., Hub]) -> None:
+    hub = make_hub("csv")  # batches of 2: the deleted product sits inside the first one
+    table = Product.__table__  # type: ignore[attr-defined]
+    with hub.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.sku == "GRL-1-RED").values(deleted_at=datetime.now(UTC)))
+
+    rows = list(product_rows(hub.engine, hub.config.connectors["raptor"].settings.feed))
+
+    assert [row["ProductId"] for row in rows] == ["GRL-1-BLK", "CVR-9", "PNT-3", "TL-77"]
