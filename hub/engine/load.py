@@ -3,6 +3,10 @@
 Every statement is an ``INSERT ... ON CONFLICT`` over the batch (through :func:`hub.db.bulk_upsert`), so loading
 the same batch twice changes nothing: that is what makes crash-resume and re-runs safe.
 
+A mapping block with ``replace: true`` (an ``each`` block whose list is the whole set, e.g. a product's
+associations) also deletes, after the upserts, the rows of its entity that this connector loaded for the record's
+``$.``-read key fields and that the record no longer emits (:func:`_replace`): two statements per entity and batch.
+
 An upsert writes every column of the entity's table, ``product.deleted_at`` included, which no mapping sets: a
 product a source reported deleted (:mod:`hub.engine.deletions`) is no longer deleted once a source loads it again.
 """
@@ -10,6 +14,7 @@ product a source reported deleted (:mod:`hub.engine.deletions`) is no longer del
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +38,17 @@ _KEYED: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "wishlist_item": (WishlistItem.__table__, ("source", "external_id")),  # type: ignore[attr-defined]
 }
 _WITH_CUSTOMER = {"order", "cart", "event", "wishlist_item"}
+
+
+def replace_keys(entity: str) -> tuple[str, ...] | None:
+    """The natural key fields (without the connector) of an entity whose rows a ``replace: true`` block may delete:
+    keyed entities whose table records the connector that loaded a row (``source``); None for the others."""
+    keyed = _KEYED.get(entity)
+    if keyed is None or "source" not in keyed[0].c:
+        return None
+    return tuple(name for name in keyed[1] if name != "source")
+
+
 _order: sa.Table = Order.__table__  # type: ignore[attr-defined]
 _order_line: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
 _FALSE_WHEN_MISSING = ("is_return", "is_accessory")  # NOT NULL flags: a missing one is false
@@ -45,6 +61,7 @@ class LoadResult:
 
     rows: dict[str, int] = field(default_factory=dict)
     rejected: dict[int, list[str]] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)  # rows deleted by ``replace: true`` blocks, by entity
 
 
 def load_batch(
@@ -90,7 +107,53 @@ def load_batch(
             for index, reasons in stats.rejected.items():
                 result.rejected.setdefault(owners[index], []).extend(reasons)
         result.rows["consent"] = len(attached)
+    _replace(conn, mapped, {*skip, *result.rejected}, source=source, result=result)
     return result
+
+
+def _replace(
+    conn: sa.Connection, mapped: Sequence[Mapped], skip: AbstractSet[int], *, source: str, result: LoadResult
+) -> None:
+    """Delete what ``replace: true`` blocks no longer emit: for each scope a record of the batch names (an entity,
+    its ``$.``-read key fields and their values), this connector's rows of the entity with those values whose
+    natural key the record does not emit. A record rejected anywhere (``skip``) names no scope; when several
+    records name the same scope, the last one's rows are the set, as its upserts won too.
+
+    Per entity and set of scope fields: one SELECT of this connector's rows under the scopes' first field, and one
+    DELETE by id of those to drop (an unchanged list deletes nothing and costs the SELECT alone).
+    """
+    # (entity, scope fields) -> scope values -> the natural keys the scope keeps
+    kept: dict[tuple[str, tuple[str, ...]], dict[tuple[Any, ...], set[tuple[Any, ...]]]] = {}
+    for i, record in enumerate(mapped):
+        scopes = getattr(record, "replaces", None)  # a hub.mapping.ReplacingMapped
+        if not scopes or i in skip:
+            continue
+        for entity, fields, values in scopes:
+            names = replace_keys(entity)
+            assert names is not None, entity  # checked when the mapping compiled
+            emitted = {
+                tuple(map(row.get, names))
+                for row in record.rows.get(entity, ())
+                if tuple(map(row.get, fields)) == values
+            }
+            kept.setdefault((entity, fields), {})[values] = emitted
+    for (entity, fields), scopes in kept.items():
+        table, _ = _KEYED[entity]
+        names = replace_keys(entity)
+        assert names is not None
+        columns = [table.c[name] for name in names]
+        at = [names.index(name) for name in fields]
+        query = sa.select(table.c.id, *columns).where(
+            table.c.source == source, one_of(conn, table.c[fields[0]], sorted({values[0] for values in scopes}))
+        )
+        doomed = []
+        for row_id, *key in conn.execute(query):
+            keys = scopes.get(tuple(key[n] for n in at))
+            if keys is not None and tuple(key) not in keys:
+                doomed.append(row_id)
+        if doomed:
+            conn.execute(table.delete().where(one_of(conn, table.c.id, sorted(doomed))))
+        result.removed[entity] = result.removed.get(entity, 0) + len(doomed)
 
 
 def _upsert_entity(

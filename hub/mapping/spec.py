@@ -72,6 +72,7 @@ class EntitySpec(BaseModel):
     optional: bool = False  # customer only: a record without an identity key is anonymous, not an error
     each: str | None = None  # one row per element of the list at this path
     when: str | None = None  # emit only when the value at this path is present
+    replace: bool = False  # with `each`: the rows are all of this connector's rows for the record's `$.` keys
     fields: dict[str, FieldSpec]
 
 

@@ -121,11 +121,6 @@ def test_an_association_added_between_syncs_arrives_once(hub: Hub, state: Akeneo
     assert ("GRILL", "BRUSH", "accessory") in relations(hub)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the loader never deletes product_relation rows; needs the core's `replace:` for an entity block "
-    "(see plugins/akeneo/README.md, 'Relations that disappear')",
-)
 def test_an_association_removed_between_syncs_is_removed(hub: Hub, state: AkeneoState) -> None:
     uuids = seed_grill(state)
     sync(hub)
