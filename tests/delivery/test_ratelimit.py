@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from hub.config._models import DeliveryConfig
+from hub.connectors import ClientOptions
 from hub.delivery.dispatcher import deliver
+from hub.delivery.http import make_client
 from hub.delivery.ratelimit import AdaptiveRateLimiter, ConcurrencyLimit
 from hub.sandbox.server import serve
 
@@ -244,3 +248,52 @@ def test_a_read_timeout_is_retried_for_at_least_once_and_parked_for_at_most_once
     assert env.status(upsert) == "sent" and len(api.times(upsert)) == 2
     assert (env.status(trigger), env.row(trigger).error_class) == ("dead", "unknown")
     assert len(api.times(trigger)) == 1
+
+
+class _Plain:
+    """What make_client reads of a destination: where to send."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def client_options(self) -> ClientOptions:
+        return ClientOptions(base_url=self.url)
+
+
+def test_a_request_keeps_its_slot_until_its_body_is_read_so_the_next_one_never_waits_in_the_pool():
+    """httpcore's queue can close a connection under a waiting request (httpcore #1110); hub's own slot must be
+    where the next request waits, which also means httpx's pool timeout never fires for it."""
+
+    async def slow(request: Request) -> StreamingResponse:
+        import anyio
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first half, "
+            await anyio.sleep(0.6)
+            yield b"second half"
+
+        return StreamingResponse(body())
+
+    async def fast(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/slow", slow), Route("/fast", fast)])
+    with serve(app) as url:
+        client = make_client(_Plain(url), DeliveryConfig(concurrency=1, pool_timeout=0.2))  # type: ignore[arg-type]
+        outcome: list[object] = []
+
+        def second() -> None:
+            try:
+                outcome.append(client.get("/fast").status_code)
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+        with client.stream("GET", "/slow") as first:  # its headers are in, its body is still coming
+            waiting = threading.Thread(target=second)
+            waiting.start()
+            time.sleep(0.4)  # past the pool timeout
+            assert waiting.is_alive() and outcome == []
+            assert first.read() == b"first half, second half"
+        waiting.join(5)
+        client.close()
+    assert outcome == [200]
