@@ -257,7 +257,8 @@ def load_carts(conn: sa.Connection, cart_ids: Sequence[int]) -> dict[int, dict[s
 def recommend_accessories(
     conn: sa.Connection, wants: Mapping[K, tuple[int, Collection[str], Collection[str]]], limit: int
 ) -> dict[K, list[dict[str, Any]]]:
-    """For each key, up to ``limit`` accessories of its main products that its customer does not have.
+    """For each key, up to ``limit`` accessories of its main products that its customer does not have (never a
+    product marked deleted).
 
     ``wants``: key -> (customer id, main product SKUs, SKUs to leave out besides the customer's purchases, e.g.
     the cart's). Four queries for the whole batch: relations, products, popularity, what the customers bought.
@@ -269,7 +270,11 @@ def recommend_accessories(
     if mains:
         query = (
             sa.select(_relation.c.sku, _relation.c.related_sku)
-            .where(_relation.c.kind == "accessory", one_of(conn, _relation.c.sku, mains))
+            .where(
+                _relation.c.kind == "accessory",
+                one_of(conn, _relation.c.sku, mains),
+                ~sa.exists().where(_product.c.sku == _relation.c.related_sku, _product.c.deleted_at.is_not(None)),
+            )
             .order_by(_relation.c.id)
         )
         for sku, related_sku in conn.execute(query):

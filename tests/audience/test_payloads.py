@@ -122,6 +122,13 @@ def test_accessories_follow_the_relation_order_when_equally_popular(conn: sa.Con
     assert [item["sku"] for item in got[1]] == ["COVER", "BRUSH", "TONGS", "APRON"]  # GONE is no product
 
 
+def test_a_deleted_accessory_is_never_offered(conn: sa.Connection) -> None:
+    product = Product.__table__  # type: ignore[attr-defined]
+    conn.execute(product.update().where(product.c.sku == "BRUSH").values(deleted_at=datetime.now(UTC)))
+    got = recommend_accessories(conn, {1: (1, ["GRILL"], [])}, limit=10)
+    assert [item["sku"] for item in got[1]] == ["COVER", "TONGS", "APRON"]
+
+
 def test_no_accessories_without_relations_or_limit(conn: sa.Connection) -> None:
     assert recommend_accessories(conn, {1: (1, ["COVER"], [])}, limit=3) == {1: []}
     assert recommend_accessories(conn, {1: (1, ["GRILL"], [])}, limit=0) == {1: []}
