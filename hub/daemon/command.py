@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: typer reads the options' annotat
 the CLI's shared ``ConfigOption``, imported when the command is added.
 """
 
+import faulthandler
 import os
 import signal
 import sys
@@ -84,7 +85,9 @@ def add_commands(cli: typer.Typer) -> None:
 
 
 def _on_signals(daemon: Any) -> None:
-    """SIGTERM and SIGINT stop the daemon gracefully; a second one exits at once."""
+    """SIGTERM and SIGINT stop the daemon gracefully; a second one exits at once. SIGUSR1 writes every thread's
+    stack to stderr (``faulthandler``, which works even when Python code cannot run): what a stuck daemon is
+    doing, without stopping it."""
 
     def handle(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -95,6 +98,7 @@ def _on_signals(daemon: Any) -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def _exit_now(code: int) -> None:

@@ -95,6 +95,17 @@ def test_the_daemon_answers_health_and_metrics_and_stops_cleanly_on_sigterm(daem
     assert '"reason": "SIGTERM"' in stderr
 
 
+def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(daemon) -> None:
+    process, url, _ = daemon
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "Current thread" in stderr and "Thread 0x" in stderr and "hub/daemon/" in stderr
+
+
 def test_a_second_daemon_on_the_same_sqlite_database_refuses_to_start(daemon) -> None:
     process, _, config = daemon
     second = subprocess.run(

@@ -175,10 +175,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             try:
                 _, stderr = process.communicate(timeout=15)
             except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGUSR1)  # every thread's stack into stderr: where it hangs
+                time.sleep(1)
                 process.kill()
                 _, stderr = process.communicate(timeout=5)
             running.stderr = stderr  # type: ignore[attr-defined]
-            assert process.returncode == 0, stderr[-4000:]
+            assert process.returncode == 0, stderr[-12000:]
             assert "webhook refused: missing or invalid signature" in stderr  # a warning for each 401
             assert "kari@example.no" not in stderr and "intruder@" not in stderr  # never the body in the log
 
