@@ -124,7 +124,10 @@ class Daemon:
                 log.warning("no jobs configured: give connectors a schedule, or enable daemon.audience/deliver")
             if started is not None:
                 started.set()
-            self.stopping.wait()
+            # A timed wait: the main thread returns to Python once a second, so a SIGTERM the kernel handed to
+            # another thread still gets its handler run here (an untimed wait may never wake for it).
+            while not self.stopping.wait(timeout=1.0):
+                pass
 
     def _leadership_changed(self, scheduler: Any, zone: ZoneInfo, leader: bool) -> None:
         if self.stopping.is_set():
