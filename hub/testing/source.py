@@ -81,7 +81,16 @@ from hub.schema import upgrade
 from hub.sources.emulator import EmulatorControl
 from hub.sources.http import RetryPolicy, use_policy
 
-__all__ = ["Call", "EmulatorControl", "HttpEmulatorControl", "HttpTap", "Remote", "SourceContract"]
+__all__ = [
+    "Call",
+    "EmulatorControl",
+    "HttpEmulatorControl",
+    "HttpTap",
+    "Remote",
+    "SourceContract",
+    "read_all",
+    "read_batches",
+]
 
 #: Where the contract's timeline starts: every time it gives the emulator is this plus whole minutes.
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -239,6 +248,19 @@ class _Read:
         return self.batches[-1].cursor if self.batches else None
 
 
+def read_batches(source: Source, stream: str, cursor: Any = None) -> list[Batch]:
+    """Every batch of one read of ``stream`` from ``cursor``, each cursor through JSON as the engine stores it
+    (a cursor that does not survive that fails here, as it would in a sync)."""
+    return [Batch(batch.records, json.loads(json.dumps(batch.cursor))) for batch in source.read(stream, cursor)]
+
+
+def read_all(source: Source, stream: str, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
+    """Every record of one read, and the cursor to start the next one from (``cursor`` when nothing came): what a
+    plugin's own tests of its reads need."""
+    read = _Read(read_batches(source, stream, cursor))
+    return read.records, read.cursor if read.batches else cursor
+
+
 # ---------------------------------------------------------------------------------------------- the contract
 
 
@@ -333,10 +355,7 @@ class SourceContract:
 
     def _read(self, source: Source, stream: str, cursor: Any = None) -> _Read:
         """Every batch of one read, each cursor through JSON as the engine stores it."""
-        read = _Read()
-        for batch in source.read(stream, cursor):
-            read.batches.append(Batch(batch.records, json.loads(json.dumps(batch.cursor))))
-        return read
+        return _Read(read_batches(source, stream, cursor))
 
     def _keys(self, stream: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """Keys of the good records (not error records, not tombstones), in order, repeats kept."""

@@ -1,12 +1,10 @@
-"""Helpers for the Akeneo tests: a switchable ASGI app, reading a whole stream, products for the control API."""
+"""Helpers for the Akeneo tests: a switchable ASGI app, and products for the control API."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
-
-from hub_plugins.akeneo.source import AkeneoSource
 
 
 @dataclass(slots=True)
@@ -28,15 +26,6 @@ class Switch:
             query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
             self.calls.append(Call(scope["method"], scope["path"], query))
         await self.app(scope, receive, send)
-
-
-def records(source: AkeneoSource, stream: str, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
-    """Every record of one read, and the cursor after it."""
-    out: list[dict[str, Any]] = []
-    for batch in source.read(stream, cursor):
-        out.extend(batch.records)
-        cursor = batch.cursor
-    return out, cursor
 
 
 def product(sku: str, **fields: Any) -> dict[str, Any]:

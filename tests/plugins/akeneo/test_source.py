@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from hub.testing.source import read_all as records
 from hub_plugins.akeneo._state import AkeneoState
 from hub_plugins.akeneo.source import AkeneoSource
-from tests.plugins.akeneo._support import Switch, product, records
+from tests.plugins.akeneo._support import Switch, product
 
 Make = Callable[..., AkeneoSource]
 OLD = "2025-01-06T09:00:00Z"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from hub import SourceError
+from hub.testing.source import read_all as records
 from hub_plugins.business_central._state import BcState
 from hub_plugins.business_central.source import BusinessCentralSource
-from tests.plugins.business_central._support import records
 from tests.plugins.business_central.conftest import Switch
 
 Make = Callable[..., BusinessCentralSource]

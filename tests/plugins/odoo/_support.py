@@ -1,24 +1,13 @@
-"""Helpers for the Odoo tests: reading a whole stream, syncing, and reading what a Hub loaded."""
+"""Helpers for the Odoo tests: syncing, and reading what a Hub loaded."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
 
 from hub.app import Hub
 from hub.engine.run import SyncEngine
-from hub_plugins.odoo.source import OdooSource
-
-
-def records(source: OdooSource, stream: str, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
-    """Every record of one read, and the cursor after it (through JSON, as the engine stores it)."""
-    out: list[dict[str, Any]] = []
-    for batch in source.read(stream, cursor):
-        out.extend(batch.records)
-        cursor = json.loads(json.dumps(batch.cursor))
-    return out, cursor
 
 
 def sync(hub: Hub) -> dict[str, int]:

@@ -8,9 +8,9 @@ from datetime import datetime
 import pytest
 
 from hub import SourceError
+from hub.testing.source import read_all as records
 from hub_plugins.odoo._state import OdooState
 from hub_plugins.odoo.source import OdooSource
-from tests.plugins.odoo._support import records
 from tests.plugins.odoo.conftest import BOTH, Switch
 
 Make = Callable[..., OdooSource]

@@ -86,16 +86,6 @@ def make_source(tmp_path: Path) -> Iterator[Callable[..., ShopifySource]]:
         source.close()
 
 
-def read_all(source: ShopifySource, stream: str, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
-    """Every record of one read and its last cursor (through JSON, as the engine stores it)."""
-    records: list[dict[str, Any]] = []
-    last = cursor
-    for batch in source.read(stream, cursor):
-        records.extend(batch.records)
-        last = json.loads(json.dumps(batch.cursor))
-    return records, last
-
-
 @pytest.fixture
 def make_hub(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     """``make_hub(shop, **settings)``: a Hub on SQLite with connector ``shop`` on the emulator and the shipped

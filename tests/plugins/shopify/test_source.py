@@ -14,10 +14,11 @@ from starlette.routing import Route
 
 from hub.sandbox import serve
 from hub.sources.http import SourceHttp
+from hub.testing.source import read_all
 from hub_plugins.shopify.bulk import BulkRunner, assemble
 from hub_plugins.shopify.client import CostBucket
 from hub_plugins.shopify.source import ShopifySource
-from tests.plugins.shopify.conftest import Shop, read_all
+from tests.plugins.shopify.conftest import Shop
 
 MakeSource = Callable[..., ShopifySource]
 

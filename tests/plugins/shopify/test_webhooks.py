@@ -20,9 +20,10 @@ from hub.app import Hub
 from hub.daemon.webhooks import WebhookIntake
 from hub.engine.run import SyncEngine
 from hub.sandbox import serve
+from hub.testing.source import read_all
 from hub_plugins.shopify import emulator
 from hub_plugins.shopify.source import ShopifySource
-from tests.plugins.shopify.conftest import Shop, read_all
+from tests.plugins.shopify.conftest import Shop
 
 MakeSource = Callable[..., ShopifySource]
 SECRET = emulator.DEFAULT_WEBHOOK_SECRET

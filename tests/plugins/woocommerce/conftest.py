@@ -79,16 +79,6 @@ def make_source(tmp_path: Path) -> Iterator[MakeSource]:
         source.close()
 
 
-def read_all(source: WooCommerceSource, stream: str, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
-    """Every record of one read and its last cursor (through JSON, as the engine stores it)."""
-    records: list[dict[str, Any]] = []
-    last = cursor
-    for batch in source.read(stream, cursor):
-        records.extend(batch.records)
-        last = json.loads(json.dumps(batch.cursor))
-    return records, last
-
-
 def ids(records: list[dict[str, Any]]) -> list[str]:
     """The ids of the good records (no error records, no tombstones), in order."""
     return [str(r["id"]) for r in records if "_error" not in r and not r.get("_deleted")]

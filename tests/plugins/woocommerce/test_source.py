@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hub.testing.source import read_all
 from hub_plugins.woocommerce.source import WooCommerceSource
-from tests.plugins.woocommerce.conftest import MakeSource, Shop, ids, read_all
+from tests.plugins.woocommerce.conftest import MakeSource, Shop, ids
 
 AT = "2025-01-06T09:00:00Z"
 
