@@ -17,18 +17,15 @@ import sqlalchemy as sa
 
 from hub.db import bulk_upsert
 from hub.models import AudienceState
+from hub.watermarks import look_back
 
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.connectors import Destination
 
-#: A load transaction that was open when the last compute started wrote rows older than its watermark: every
-#: compute looks back ``QUICK_OVERLAP`` (webhook loads are that short), and a sweep, at most every ``SWEEP_EVERY``,
-#: ``COMPUTE_OVERLAP`` before the last sweep (for long syncs). Under a steady stream of webhooks a pass then
-#: recomputes seconds of customers, not five minutes of them. The same rule as change detection's.
+#: How far before the last sweep a sweep recomputes (:mod:`hub.watermarks`: every compute looks back
+#: ``QUICK_OVERLAP``, a sweep at most every ``SWEEP_EVERY`` this far, for long sync transactions).
 COMPUTE_OVERLAP = timedelta(minutes=5)
-QUICK_OVERLAP = timedelta(seconds=5)
-SWEEP_EVERY = timedelta(minutes=1)
 #: Windowed attributes (orders in the last 365 days, tiers) drift as days pass: recompute everyone this often.
 FULL_COMPUTE_EVERY = timedelta(days=1)
 DECIDE_BATCH = 2000
@@ -78,17 +75,13 @@ def compute(hub: Hub, *, now: datetime | None = None, full: bool | None = None) 
         last_sweep = _moment(read_state(conn, "compute:last_sweep")) or last_full
         if full is None:
             full = last is None or last_full is None or now - last_full >= FULL_COMPUTE_EVERY
-        sweep = full or last_sweep is None or now - last_sweep >= SWEEP_EVERY
-        ids = None
-        if not full:
-            assert last is not None
-            since = (last_sweep or last) - COMPUTE_OVERLAP if sweep else last - QUICK_OVERLAP
-            ids = touched_customers(conn, since=since)
+        since, sweep = look_back(now, last, last_sweep, COMPUTE_OVERLAP)
+        ids = None if full or since is None else touched_customers(conn, since=since)
         summary = compute_attributes(
             conn, hub.config.attributes, now, customer_ids=ids, plugin_attributes=hub.attribute_specs
         )
         write_state(conn, "compute:last", now.isoformat(), now)
-        if sweep:
+        if sweep or full:
             write_state(conn, "compute:last_sweep", now.isoformat(), now)
         if full:
             write_state(conn, "compute:last_full", now.isoformat(), now)

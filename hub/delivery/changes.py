@@ -8,13 +8,11 @@ together, so a crash re-decides at most one batch and never loses or doubles a m
    remote id or a hash) gets a ``contact_delete`` (if the destination takes that kind); its pending upserts are
    skipped and its ``outbound_state`` row goes.
 2. **Contacts**: the live customers touched since the destination's watermark (``customers_scanned_at``, taken at
-   scan start), or every live customer on the first run. A transaction still open at the last scan's start wrote
-   times older than the watermark and became visible after it, so each scan looks back :data:`QUICK_OVERLAP`
-   (enough for webhooks and passes), and at most every :data:`SWEEP_EVERY` a sweep looks back
-   :data:`SCAN_OVERLAP` before the last sweep (``customers_swept_at``) for long sync transactions: under a steady
-   stream of webhooks a scan then rebuilds seconds of customers, not five minutes of them. Each one's payload is
-   built (outbound mapping -> ``Destination.prepare``) and hashed; only a hash that differs from
-   ``outbound_state.payload_hash`` enqueues a ``contact_upsert``, keyed
+   scan start), or every live customer on the first run, looking back as :mod:`hub.watermarks` says: a few
+   seconds on every scan, and :data:`SCAN_OVERLAP` before the last sweep (``customers_swept_at``) at most once a
+   minute, for long sync transactions still open at a scan's start (their times are older than its watermark).
+   Each one's payload is built (outbound mapping -> ``Destination.prepare``) and hashed; only a hash that differs
+   from ``outbound_state.payload_hash`` enqueues a ``contact_upsert``, keyed
    ``<destination>:contact_upsert:<customer>:v<version>``, and older pending upserts of that customer are skipped
    as superseded. A payload the mapping or the plugin refuses (:class:`InvalidMessage`) is stored ``dead`` with
    ``error_class = invalid`` and the reason, never sent; its hash is remembered (marked) so an unchanged invalid
@@ -52,15 +50,14 @@ from hub.delivery.views import (
 )
 from hub.errors import ConfigError
 from hub.models import Consent, Customer, CustomerMerge, DestinationState, Identity, Message, Order, OutboundState
+from hub.watermarks import look_back
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 __all__ = [
     "COUNT_KEYS",
-    "QUICK_OVERLAP",
     "SCAN_OVERLAP",
-    "SWEEP_EVERY",
     "EnqueueSummary",
     "build_contact_payload",
     "enqueue",
@@ -74,10 +71,6 @@ __all__ = [
 #: How far before the last sweep's start a sweep looks again: a load transaction that was open when the scan
 #: started wrote ``updated_at`` values older than the watermark, and becomes visible only after it.
 SCAN_OVERLAP = timedelta(minutes=5)
-#: How far before the last scan's start every scan looks again (webhook loads and passes are that short).
-QUICK_OVERLAP = timedelta(seconds=5)
-#: How often a scan is a sweep (looks back :data:`SCAN_OVERLAP` before the last sweep).
-SWEEP_EVERY = timedelta(minutes=1)
 #: The keys of :attr:`EnqueueSummary.counts`.
 COUNT_KEYS: tuple[str, ...] = ("contact_create", "contact_update", "contact_delete", "order", "invalid")
 #: Marks the hash of a payload that was invalid: the destination never had it.
@@ -117,7 +110,7 @@ class EnqueueSummary:
     (``contact_create``) or had (``contact_update``), deletes, orders, and ``invalid`` payloads stored as dead
     letters. ``scanned`` customers had their payload built; ``unchanged`` of them matched the last hash.
     ``swept``: the contact scan looked back :data:`SCAN_OVERLAP` (a first scan or a sweep), not just
-    :data:`QUICK_OVERLAP`.
+    :data:`~hub.watermarks.QUICK_OVERLAP`.
     """
 
     destination: str
@@ -362,13 +355,7 @@ class _Pass:
     # -------------------------------------------------------------------------------------------- contacts
 
     def contacts(self, scanned_at: datetime | None, swept_at: datetime | None) -> None:
-        sweep = scanned_at is None or swept_at is None or self.now - swept_at >= SWEEP_EVERY
-        if scanned_at is None:
-            since = None
-        elif sweep:
-            since = (swept_at or scanned_at) - SCAN_OVERLAP
-        else:
-            since = scanned_at - QUICK_OVERLAP
+        since, sweep = look_back(self.now, scanned_at, swept_at, SCAN_OVERLAP)
         self.summary.swept = sweep
         after = 0
         while True:

@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from hub.app import Hub
-from hub.audience.pipeline import QUICK_OVERLAP, SWEEP_EVERY, compute
+from hub.audience.pipeline import compute
 from hub.models import Customer
 from hub.plugins import make_plugin_manager
 from hub.schema import upgrade
+from hub.watermarks import QUICK_OVERLAP, SWEEP_EVERY
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 customers_t: sa.Table = Customer.__table__  # type: ignore[attr-defined]

@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from hub.app import Hub
-from hub.delivery.changes import QUICK_OVERLAP, SCAN_OVERLAP, SWEEP_EVERY, enqueue, enqueue_changes, rebuild_payload
+from hub.delivery.changes import SCAN_OVERLAP, enqueue, enqueue_changes, rebuild_payload
 from hub.delivery.outcomes import InvalidMessage
 from hub.errors import ConfigError, MappingError
 from hub.models import DestinationState, Message
+from hub.watermarks import QUICK_OVERLAP, SWEEP_EVERY
 from tests.delivery._changes_fixtures import (
     T0,
     add_consent,
